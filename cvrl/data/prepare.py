@@ -1,0 +1,352 @@
+r"""Validates a cross-version dataset and builds its feature and reference caches.
+
+  python -m cvrl.data.prepare --data=DIR [--feature.kind=hcqt] [--cache_dir=C]
+
+Cache layout, under <cache_dir or DIR/cache>/<feature key>/:
+  <piece>/<version>.npy        features [frames, *feature_shape], memory-mapped
+  <piece>/<version>.json       what the features were computed from
+  <piece>/<version>.refs.npz   Ref_I, Ref_H, measure position per frame
+  stats.npz                    per-bin mean/std over the training split
+  index.json                   written last: the cache is complete and matches
+
+Every file is written to a temporary name and renamed, and index.json records
+the fingerprints of every source file, so a half-written cache, or one built
+from files that have since changed, is never read (`open_cache` refuses it).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import sys
+from typing import Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import tqdm
+
+from cvrl import audio as audio_lib
+from cvrl.data import annotations
+from cvrl.data import layout
+
+INDEX = 'index.json'
+STATS = 'stats.npz'
+
+
+# ----------------------------------------------------------------------------
+# Fingerprints and atomic writes.
+
+
+def audio_fingerprint(path: pathlib.Path) -> dict:
+  """Size and mtime: cheap for large audio files, as make does."""
+  stat = path.stat()
+  return dict(path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+
+
+def annotation_digest(dataset: layout.Dataset, version: layout.Version) -> str:
+  """Content hash of every small file a version's references come from."""
+  piece = dataset.pieces[version.piece]
+  digest = hashlib.sha1(json.dumps(dataset.instrument_classes).encode())
+  for path in (version.measures_path, version.instruments_npz,
+               version.notes_npz, piece.instruments_csv, piece.notes_csv):
+    digest.update(str(path).encode())
+    if path is not None:
+      digest.update(path.read_bytes())
+  return digest.hexdigest()
+
+
+def splits_digest(dataset: layout.Dataset) -> str:
+  text = json.dumps({k: [dataclasses.asdict(s) for s in v]
+                     for k, v in sorted(dataset.splits.items())}, default=list)
+  return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _temporary(path: pathlib.Path) -> pathlib.Path:
+  return path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+
+
+def write_atomic(path: pathlib.Path, write) -> None:
+  """Calls write(file object) on a temporary file, then renames it to `path`."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = _temporary(path)
+  try:
+    with open(tmp, 'wb') as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if tmp.exists():
+      tmp.unlink()
+
+
+def write_json_atomic(path: pathlib.Path, value) -> None:
+  write_atomic(path, lambda f: f.write(json.dumps(value, indent=1).encode()))
+
+
+# ----------------------------------------------------------------------------
+# Per-version caches.
+
+
+def cache_root(dataset_root, config: ml_collections.ConfigDict,
+               cache_dir: Optional[str] = None) -> pathlib.Path:
+  base = pathlib.Path(cache_dir) if cache_dir else pathlib.Path(dataset_root) / 'cache'
+  return base / audio_lib.feature_key(config)
+
+
+def _paths(root: pathlib.Path, version: layout.Version):
+  folder = root / version.piece
+  return (folder / f'{version.name}.npy', folder / f'{version.name}.json',
+          folder / f'{version.name}.refs.npz')
+
+
+def _features_fresh(root, info: layout.VersionInfo, config) -> bool:
+  features_path, manifest_path, _ = _paths(root, info.version)
+  if not (features_path.exists() and manifest_path.exists()):
+    return False
+  try:
+    manifest = json.loads(manifest_path.read_text())
+  except ValueError:
+    return False
+  return (manifest.get('audio') == audio_fingerprint(info.version.audio_path)
+          and manifest.get('feature_key') == audio_lib.feature_key(config))
+
+
+def _references_fresh(path: pathlib.Path, digest: str) -> bool:
+  if not path.exists():
+    return False
+  try:
+    with np.load(path) as npz:
+      return str(npz['sources']) == digest
+  except Exception:  # a corrupt file is simply stale
+    return False
+
+
+def build_features(info: layout.VersionInfo, config: ml_collections.ConfigDict,
+                   root: pathlib.Path) -> int:
+  """Computes and writes one version's features; returns its frame count."""
+  features_path, manifest_path, _ = _paths(root, info.version)
+  waveform = audio_lib.load_audio(info.version.audio_path, config.sample_rate)
+  features = audio_lib.compute_features(waveform, config).astype(config.dtype)
+  write_atomic(features_path, lambda f: np.save(f, features))
+  write_json_atomic(manifest_path, dict(
+      audio=audio_fingerprint(info.version.audio_path),
+      feature_key=audio_lib.feature_key(config), config=config.to_dict(),
+      shape=list(features.shape), dtype=str(features.dtype)))
+  return features.shape[0]
+
+
+def build_references(dataset: layout.Dataset, info: layout.VersionInfo,
+                     num_frames: int, frame_rate: float,
+                     path: pathlib.Path, digest: str) -> None:
+  refs = annotations.version_references(dataset, info, num_frames, frame_rate)
+  write_atomic(path, lambda f: np.savez(
+      f, measures=refs.measures, instruments=refs.instruments,
+      pitch_classes=refs.pitch_classes, sources=np.array(digest)))
+
+
+def _build_features_job(args):
+  info, config_dict, root = args
+  config = ml_collections.ConfigDict(config_dict)
+  return info.version.key, build_features(info, config, root)
+
+
+# ----------------------------------------------------------------------------
+# Normalisation statistics.
+
+
+def split_frame_mask(segment: layout.Segment, measures: np.ndarray) -> np.ndarray:
+  """[F] bool: frames of a version that belong to a split segment."""
+  mask = np.isfinite(measures)
+  if segment.measures is not None:
+    lo, hi = segment.measures
+    with np.errstate(invalid='ignore'):
+      mask &= (measures >= lo) & (measures < hi)
+  return mask
+
+
+def split_frames(dataset: layout.Dataset, split: str):
+  """Yields (version, segment) for every version in a split."""
+  for segment in dataset.splits[split]:
+    for version in dataset.pieces[segment.piece].versions:
+      if not segment.versions or version.name in segment.versions:
+        yield version, segment
+
+
+def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
+                  split: str = 'train') -> dict[str, np.ndarray]:
+  """Per-bin mean/std of the features over a split's annotated frames."""
+  total = total_sq = None
+  count = 0
+  for version, segment in split_frames(dataset, split):
+    features_path, _, refs_path = _paths(root, version)
+    features = np.load(features_path, mmap_mode='r')
+    with np.load(refs_path) as refs:
+      mask = split_frame_mask(segment, refs['measures'])
+    chunk = np.asarray(features[mask], np.float64)
+    if total is None:
+      total = np.zeros(chunk.shape[1:])
+      total_sq = np.zeros(chunk.shape[1:])
+    total += chunk.sum(axis=0)
+    total_sq += np.square(chunk).sum(axis=0)
+    count += chunk.shape[0]
+  if not count:
+    raise layout.DatasetError(f'{dataset.root}: split {split!r} has no '
+                              'annotated frames to estimate statistics on')
+  mean = total / count
+  std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+  return dict(mean=mean.astype(np.float32),
+              std=np.maximum(std, 1e-5).astype(np.float32),
+              count=np.array(count))
+
+
+# ----------------------------------------------------------------------------
+# The whole dataset.
+
+
+def prepare(data_dir, config: ml_collections.ConfigDict,
+            cache_dir: Optional[str] = None, workers: int = 1,
+            progress: bool = True) -> pathlib.Path:
+  """Validates `data_dir` and brings its caches up to date; returns the cache.
+
+  Raises layout.DatasetError before writing anything if the dataset is broken.
+  """
+  dataset = layout.load_dataset(data_dir)
+  infos = layout.validate_dataset(dataset)
+  root = cache_root(data_dir, config, cache_dir)
+  root.mkdir(parents=True, exist_ok=True)
+  (root / INDEX).unlink(missing_ok=True)
+  rate = audio_lib.frame_rate(config)
+
+  stale = [info for info in infos.values()
+           if not _features_fresh(root, info, config)]
+  logging.info('%s: %d of %d versions need features (%s)', data_dir,
+               len(stale), len(infos), audio_lib.feature_key(config))
+  jobs = [(info, config.to_dict(), root) for info in stale]
+  bar = tqdm.tqdm(total=len(jobs), desc='features', unit='version',
+                  disable=not progress or not jobs)
+  if workers > 1 and len(jobs) > 1:
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+      for _ in pool.map(_build_features_job, jobs):
+        bar.update()
+  else:
+    for job in jobs:
+      _build_features_job(job)
+      bar.update()
+  bar.close()
+
+  index = dict(feature_key=audio_lib.feature_key(config),
+               config=config.to_dict(), dataset=str(dataset.root),
+               splits=splits_digest(dataset), versions={})
+  for key, info in tqdm.tqdm(infos.items(), desc='references', unit='version',
+                             disable=not progress):
+    features_path, _, refs_path = _paths(root, info.version)
+    num_frames = np.load(features_path, mmap_mode='r').shape[0]
+    digest = annotation_digest(dataset, info.version)
+    if not _references_fresh(refs_path, digest):
+      build_references(dataset, info, num_frames, rate, refs_path, digest)
+    index['versions'][key] = dict(
+        audio=audio_fingerprint(info.version.audio_path),
+        annotations=digest, num_frames=int(num_frames),
+        duration=info.duration)
+
+  stats = compute_stats(dataset, root, 'train')
+  write_atomic(root / STATS, lambda f: np.savez(f, **stats))
+  write_json_atomic(root / INDEX, index)
+  return root
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedDataset:
+  """A dataset with complete, up-to-date caches: what pipelines read."""
+  dataset: layout.Dataset
+  cache: pathlib.Path
+  config: ml_collections.ConfigDict
+  num_frames: dict[str, int]
+  mean: np.ndarray
+  std: np.ndarray
+
+  @property
+  def frame_rate(self) -> float:
+    return audio_lib.frame_rate(self.config)
+
+  def features(self, version: layout.Version) -> np.ndarray:
+    """[frames, *feature_shape] memory-mapped, un-normalised features."""
+    return np.load(_paths(self.cache, version)[0], mmap_mode='r')
+
+  def references(self, version: layout.Version) -> annotations.References:
+    with np.load(_paths(self.cache, version)[2]) as npz:
+      return annotations.References(npz['measures'], npz['instruments'],
+                                    npz['pitch_classes'])
+
+
+def open_cache(data_dir, config: ml_collections.ConfigDict,
+               cache_dir: Optional[str] = None) -> PreparedDataset:
+  """Opens prepared caches; raises DatasetError if missing, partial or stale."""
+  dataset = layout.load_dataset(data_dir)
+  root = cache_root(data_dir, config, cache_dir)
+  hint = f'run: python -m cvrl.data.prepare --data={data_dir}'
+  try:
+    index = json.loads((root / INDEX).read_text())
+  except (OSError, ValueError):
+    raise layout.DatasetError(
+        f'{root / INDEX}: no complete feature cache for {data_dir}; {hint}'
+    ) from None
+  if index.get('splits') != splits_digest(dataset):
+    raise layout.DatasetError(f'{root / INDEX}: splits changed; {hint}')
+  versions = {v.key: v for v in dataset.versions()}
+  if set(versions) != set(index['versions']):
+    raise layout.DatasetError(f'{root / INDEX}: versions changed; {hint}')
+  for key, version in versions.items():
+    entry = index['versions'][key]
+    if (entry['audio'] != audio_fingerprint(version.audio_path) or
+        entry['annotations'] != annotation_digest(dataset, version)):
+      raise layout.DatasetError(
+          f'{version.measures_path}: changed since the cache was built; {hint}')
+  with np.load(root / STATS) as stats:
+    mean, std = stats['mean'], stats['std']
+  return PreparedDataset(
+      dataset=dataset, cache=root, config=config,
+      num_frames={k: v['num_frames'] for k, v in index['versions'].items()},
+      mean=mean, std=std)
+
+
+# ----------------------------------------------------------------------------
+# Binary.
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('data', None, 'Dataset folder (any supported layout).')
+flags.DEFINE_string('cache_dir', None, 'Where caches go (default DATA/cache).')
+flags.DEFINE_integer('workers', os.cpu_count() or 1,
+                     'Processes computing features in parallel.')
+config_flags.DEFINE_config_dict('feature', audio_lib.feature_config(),
+                                'Feature settings (cvrl.audio.feature_config).')
+
+
+def main(argv):
+  del argv
+  if not FLAGS.data:
+    raise app.UsageError('--data=DIR is required')
+  try:
+    root = prepare(FLAGS.data, FLAGS.feature, FLAGS.cache_dir, FLAGS.workers)
+  except layout.DatasetError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  prepared = open_cache(FLAGS.data, FLAGS.feature, FLAGS.cache_dir)
+  hours = sum(v.duration for v in (
+      layout.validate_dataset(prepared.dataset).values())) / 3600
+  print(f'{FLAGS.data}: {len(prepared.num_frames)} versions of '
+        f'{len(prepared.dataset.pieces)} pieces, {hours:.2f} h; '
+        f'cache {root}')
+
+
+if __name__ == '__main__':
+  app.run(main)

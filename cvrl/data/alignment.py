@@ -109,11 +109,24 @@ def map_seconds(seconds, source: TimeMap, target: TimeMap) -> np.ndarray:
 
 def map_frames(frames, source: TimeMap, target: TimeMap,
                frame_rate: float) -> np.ndarray:
-  """Frame indices of version `source` -> nearest frames of `target`.
+  """Frames of version `source` -> fractional frame positions in `target`.
 
-  Returns int64 indices, -1 where the frame lies outside either span.
+  Positions stay fractional so that mapping there and back is exact; round
+  with `nearest_frames` only where a patch is cut. NaN outside either span.
   """
   seconds = np.asarray(frames, dtype=np.float64) / frame_rate
-  mapped = map_seconds(seconds, source, target) * frame_rate
-  return np.where(np.isfinite(mapped), np.rint(np.nan_to_num(mapped, nan=-1)),
-                  -1).astype(np.int64)
+  return map_seconds(seconds, source, target) * frame_rate
+
+
+def nearest_frames(positions, time_map: TimeMap,
+                   frame_rate: float) -> np.ndarray:
+  """Fractional frame positions -> nearest annotated int64 frames, -1 for NaN.
+
+  Kept inside the annotated frames, where plain rounding would step half a
+  frame past the first or last annotation.
+  """
+  positions = np.asarray(positions, dtype=np.float64)
+  inside = np.isfinite(positions)
+  lo, hi = valid_frame_range(time_map, np.iinfo(np.int64).max, frame_rate)
+  nearest = np.clip(np.rint(np.where(inside, positions, lo)), lo, hi - 1)
+  return np.where(inside, nearest, -1).astype(np.int64)

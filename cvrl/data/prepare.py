@@ -46,9 +46,12 @@ STATS = 'stats.npz'
 
 
 def audio_fingerprint(path: pathlib.Path) -> dict:
-  """Size and mtime: cheap for large audio files, as make does."""
+  """Name, size and mtime: cheap for large audio files, as make does.
+
+  No absolute paths, so a dataset moved with its cache keeps the cache.
+  """
   stat = path.stat()
-  return dict(path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+  return dict(name=path.name, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
 
 def annotation_digest(dataset: layout.Dataset, version: layout.Version) -> str:
@@ -57,7 +60,7 @@ def annotation_digest(dataset: layout.Dataset, version: layout.Version) -> str:
   digest = hashlib.sha1(json.dumps(dataset.instrument_classes).encode())
   for path in (version.measures_path, version.instruments_npz,
                version.notes_npz, piece.instruments_csv, piece.notes_csv):
-    digest.update(str(path).encode())
+    digest.update(str(path and path.name).encode())
     if path is not None:
       digest.update(path.read_bytes())
   return digest.hexdigest()

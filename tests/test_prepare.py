@@ -1,0 +1,158 @@
+"""Feature and reference caches: complete, fresh, atomic, and the binary."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cvrl import audio
+from cvrl.data import layout
+from cvrl.data import prepare
+from conftest import tone, version_seconds
+
+
+def config(kind='logmel'):
+  c = audio.feature_config()
+  c.kind = kind
+  return c
+
+
+def test_prepare_builds_complete_cache(cvrl_dataset):
+  root = prepare.prepare(cvrl_dataset, config(), progress=False)
+  prepared = prepare.open_cache(cvrl_dataset, config())
+  assert prepared.cache == root
+  train_features = []
+  for version in prepared.dataset.versions():
+    features = prepared.features(version)
+    assert isinstance(features, np.memmap) and features.dtype == np.float16
+    assert features.shape == (prepared.num_frames[version.key], 128)
+    refs = prepared.references(version)
+    assert refs.instruments.shape[0] == features.shape[0]
+    if version.piece == 'p1':  # the training split
+      train_features.append(np.asarray(features[refs.valid], np.float64))
+  train_features = np.concatenate(train_features)
+  np.testing.assert_allclose(prepared.mean, train_features.mean(0), rtol=1e-5,
+                             atol=1e-4)
+  np.testing.assert_allclose(prepared.std, train_features.std(0), rtol=1e-4,
+                             atol=1e-4)
+  assert not list(root.rglob('.*.tmp-*'))
+
+
+def test_rerun_reuses_and_changed_audio_rebuilds(cvrl_dataset):
+  root = prepare.prepare(cvrl_dataset, config(), progress=False)
+  cached = root / 'p1' / 'a.npy'
+  first = cached.stat().st_mtime_ns
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  assert cached.stat().st_mtime_ns == first
+  # New audio for p1/a: its cache is stale until prepared again.
+  sf.write(cvrl_dataset / 'audio' / 'p1' / 'a.wav',
+           tone(version_seconds('a'), 1000.0), 22050)
+  with pytest.raises(layout.DatasetError, match='changed since'):
+    prepare.open_cache(cvrl_dataset, config())
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  assert cached.stat().st_mtime_ns != first
+  assert (root / 'p1' / 'b.npy').stat().st_mtime_ns < cached.stat().st_mtime_ns
+  prepare.open_cache(cvrl_dataset, config())
+
+
+def test_changed_annotations_invalidate_references(cvrl_dataset):
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  path = cvrl_dataset / 'instruments' / 'p2.csv'
+  path.write_text(path.read_text().replace('flute', 'oboe'))
+  with pytest.raises(layout.DatasetError, match='changed since'):
+    prepare.open_cache(cvrl_dataset, config())
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  prepared = prepare.open_cache(cvrl_dataset, config())
+  refs = prepared.references(prepared.dataset.version('p2', 'a'))
+  oboe = prepared.dataset.instrument_classes.index('oboe')
+  assert refs.instruments[:, oboe].any()
+
+
+def test_interrupted_prepare_leaves_no_valid_cache(cvrl_dataset, monkeypatch):
+  calls = []
+  real = audio.compute_features
+
+  def failing(waveform, cfg):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt('killed mid-way')
+    return real(waveform, cfg)
+
+  monkeypatch.setattr(audio, 'compute_features', failing)
+  with pytest.raises(KeyboardInterrupt):
+    prepare.prepare(cvrl_dataset, config(), progress=False)
+  root = prepare.cache_root(cvrl_dataset, config())
+  assert not (root / prepare.INDEX).exists()
+  assert not list(root.rglob('.*.tmp-*'))
+  with pytest.raises(layout.DatasetError, match='no complete feature cache'):
+    prepare.open_cache(cvrl_dataset, config())
+  monkeypatch.setattr(audio, 'compute_features', real)
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  prepare.open_cache(cvrl_dataset, config())
+
+
+def test_parallel_workers_and_hcqt(cvrl_dataset):
+  prepare.prepare(cvrl_dataset, config('hcqt'), workers=2, progress=False)
+  prepared = prepare.open_cache(cvrl_dataset, config('hcqt'))
+  version = prepared.dataset.version('p2', 'c')
+  assert prepared.features(version).shape[1:] == (252, 5)
+  assert prepared.mean.shape == prepared.std.shape == (252, 5)
+  # The log-mel cache is separate and still missing.
+  with pytest.raises(layout.DatasetError, match='no complete feature cache'):
+    prepare.open_cache(cvrl_dataset, config('logmel'))
+
+
+def test_published_layout_prepares_without_conversion(published_dataset):
+  prepare.prepare(published_dataset, config(), progress=False)
+  prepared = prepare.open_cache(published_dataset, config())
+  version = prepared.dataset.version('Beethoven_Op055-01', 'V3')
+  refs = prepared.references(version)
+  assert refs.instruments.shape == (prepared.num_frames[version.key], 13)
+  flute = layout.PUBLISHED_CLASSES.index('flute')
+  assert refs.instruments[:, flute].all()
+
+
+def run_binary(*args):
+  env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).parents[1]))
+  return subprocess.run([sys.executable, '-m', 'cvrl.data.prepare', *args],
+                        capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_binary_rejects_broken_copy_and_keeps_stale_cache_unused(
+    cvrl_dataset, tmp_path):
+  result = run_binary(f'--data={cvrl_dataset}', '--workers=1')
+  assert result.returncode == 0, result.stderr
+  assert '6 versions of 2 pieces' in result.stdout
+
+  broken = tmp_path / 'broken'
+  shutil.copytree(cvrl_dataset, broken)  # with its (valid) cache
+  path = broken / 'measures' / 'p2' / 'b.csv'
+  lines = path.read_text().splitlines()
+  lines[7], lines[8] = lines[8], lines[7]
+  path.write_text('\n'.join(lines) + '\n')
+  result = run_binary(f'--data={broken}', '--workers=1')
+  assert result.returncode != 0
+  assert f'{path}: row 9' in result.stderr
+  with pytest.raises(layout.DatasetError):
+    prepare.open_cache(broken, config())
+
+  missing = tmp_path / 'missing'
+  shutil.copytree(cvrl_dataset, missing)
+  (missing / 'audio' / 'p1' / 'c.wav').unlink()
+  result = run_binary(f'--data={missing}', '--workers=1')
+  assert result.returncode != 0
+  assert str(missing / 'audio' / 'p1' / 'c.wav') in result.stderr
+  with pytest.raises(layout.DatasetError):
+    prepare.open_cache(missing, config())
+
+
+def test_moved_dataset_keeps_its_cache(cvrl_dataset, tmp_path):
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  moved = tmp_path / 'moved'
+  shutil.move(cvrl_dataset, moved)
+  prepare.open_cache(moved, config())

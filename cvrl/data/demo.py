@@ -155,7 +155,7 @@ def load_score(corpus_path: str, max_quarters: float) -> Score:
 def orchestrate(score: Score, rng: np.random.Generator) -> np.ndarray:
   """Seeded orchestration plan -> [N', 5] rows (start q, end q, pitch, class, part).
 
-  Sections of 3-8 measures each get a texture; within it each part is played
+  Sections of 2-6 measures each get a texture; within it each part is played
   by one register-appropriate instrument (sometimes doubled), transposed by
   octaves into the instrument's range; parts sometimes rest for a section.
   """
@@ -171,7 +171,7 @@ def orchestrate(score: Score, rng: np.random.Generator) -> np.ndarray:
   rows = []
   section_start = 0
   while section_start < num_measures:
-    length = int(rng.integers(3, 9))
+    length = int(rng.integers(2, 7))
     lo_q = score.measure_starts[section_start]
     hi_q = score.measure_starts[min(section_start + length, num_measures)]
     texture = textures[rng.choice(len(textures), p=weights / weights.sum())]
@@ -332,9 +332,9 @@ def room_and_microphone(audio: np.ndarray, perf: Performance,
     gain_db += gain * np.exp(-0.5 * (np.log2(freqs / centre) / width) ** 2)
   gain = 10 ** (gain_db / 20) / np.sqrt(1 + (40.0 / freqs) ** 4)  # rumble cut
   coloured = np.fft.irfft(spectrum * gain, n=len(wet))
+  coloured /= np.max(np.abs(coloured)) + 1e-9
   coloured += 10 ** (perf.noise_db / 20) * rng.standard_normal(len(coloured))
-  return (coloured * perf.peak / (np.max(np.abs(coloured)) + 1e-9)).astype(
-      np.float32)
+  return (coloured * perf.peak).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -456,13 +456,17 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('out', None, 'Folder to write the demo dataset into.')
-flags.DEFINE_integer('pieces', 24, 'Number of pieces (scores).')
-flags.DEFINE_integer('versions', 3, 'Versions (renderings) per piece.')
-flags.DEFINE_float('max_seconds', 150.0,
-                   'Score excerpt length per piece at its nominal tempo.')
-flags.DEFINE_integer('seed', 0, 'Seed of orchestration and performances.')
-flags.DEFINE_integer('workers', os.cpu_count() or 1, 'Pieces built in parallel.')
+
+
+def define_flags():
+  """Flags of the binary; defined only when it runs, so modules import freely."""
+  flags.DEFINE_string('out', None, 'Folder to write the demo dataset into.')
+  flags.DEFINE_integer('pieces', 24, 'Number of pieces (scores).')
+  flags.DEFINE_integer('versions', 3, 'Versions (renderings) per piece.')
+  flags.DEFINE_float('max_seconds', 150.0,
+                     'Score excerpt length per piece at its nominal tempo.')
+  flags.DEFINE_integer('seed', 0, 'Seed of orchestration and performances.')
+  flags.DEFINE_integer('workers', os.cpu_count() or 1, 'Pieces built in parallel.')
 
 
 def main(argv):
@@ -481,4 +485,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

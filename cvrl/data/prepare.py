@@ -326,12 +326,16 @@ def open_cache(data_dir, config: ml_collections.ConfigDict,
 # Binary.
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('data', None, 'Dataset folder (any supported layout).')
-flags.DEFINE_string('cache_dir', None, 'Where caches go (default DATA/cache).')
-flags.DEFINE_integer('workers', os.cpu_count() or 1,
-                     'Processes computing features in parallel.')
-config_flags.DEFINE_config_dict('feature', audio_lib.feature_config(),
-                                'Feature settings (cvrl.audio.feature_config).')
+
+
+def define_flags():
+  """Flags of the binary; defined only when it runs, so modules import freely."""
+  flags.DEFINE_string('data', None, 'Dataset folder (any supported layout).')
+  flags.DEFINE_string('cache_dir', None, 'Where caches go (default DATA/cache).')
+  flags.DEFINE_integer('workers', os.cpu_count() or 1,
+                       'Processes computing features in parallel.')
+  config_flags.DEFINE_config_dict('feature', audio_lib.feature_config(),
+                                  'Feature settings (cvrl.audio.feature_config).')
 
 
 def main(argv):
@@ -344,12 +348,12 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   prepared = open_cache(FLAGS.data, FLAGS.feature, FLAGS.cache_dir)
-  hours = sum(v.duration for v in (
-      layout.validate_dataset(prepared.dataset).values())) / 3600
+  hours = sum(prepared.num_frames.values()) / prepared.frame_rate / 3600
   print(f'{FLAGS.data}: {len(prepared.num_frames)} versions of '
         f'{len(prepared.dataset.pieces)} pieces, {hours:.2f} h; '
         f'cache {root}')
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

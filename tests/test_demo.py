@@ -1,0 +1,111 @@
+"""The demo dataset builder: real scores, orchestrated, rendered as versions."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cvrl import audio
+from cvrl.data import alignment
+from cvrl.data import demo
+from cvrl.data import layout
+from cvrl.data import prepare
+
+
+@pytest.fixture(scope='module')
+def demo_root(tmp_path_factory):
+  root = tmp_path_factory.mktemp('demo')
+  demo.build_demo(root, pieces=2, versions=3, max_seconds=30, seed=3,
+                  workers=2)
+  return root
+
+
+def test_demo_is_a_valid_dataset_that_prepares(demo_root):
+  dataset = layout.load_dataset(demo_root)
+  assert len(dataset.pieces) == 2
+  assert all(len(p.versions) == 3 for p in dataset.pieces.values())
+  assert dataset.instrument_classes == demo.CLASSES
+  prepare.prepare(demo_root, audio.feature_config(), progress=False)
+  prepared = prepare.open_cache(demo_root, audio.feature_config())
+  assert len(prepared.num_frames) == 6
+
+
+def test_measures_monotone_and_frames_round_trip(demo_root):
+  dataset = layout.load_dataset(demo_root)
+  infos = layout.validate_dataset(dataset)
+  rate = 22050 / 512
+  for piece in dataset.pieces.values():
+    maps = [infos[v.key].time_map for v in piece.versions]
+    for time_map in maps:
+      assert np.all(np.diff(time_map.seconds) > 0)
+      assert np.all(np.diff(time_map.measures) > 0)
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+      lo, hi = alignment.valid_frame_range(maps[a], 10**9, rate)
+      frames = np.arange(lo, hi)
+      there = alignment.map_frames(frames, maps[a], maps[b], rate)
+      back = alignment.map_frames(there, maps[b], maps[a], rate)
+      assert np.all(np.isfinite(there))
+      assert np.max(np.abs(back - frames)) < 1e-6
+      # The frames patches are cut at: at most one frame off (at span edges).
+      nearest = alignment.nearest_frames(there, maps[b], rate)
+      assert np.max(np.abs(nearest - there)) <= 1.0
+      assert np.all(np.abs(nearest - there)[1:-1] <= 0.5 + 1e-9)
+
+
+def test_versions_differ_like_recordings(demo_root):
+  summary = json.loads((demo_root / 'demo.json').read_text())
+  for record in summary['pieces']:
+    versions = record['versions'].values()
+    assert len({v['soundfont'] for v in versions}) == 3
+    assert len({round(v['quarters_per_minute'], 3) for v in versions}) == 3
+    assert len({round(v['rt60'], 3) for v in versions}) == 3
+    assert len({round(v['seconds'], 2) for v in versions}) == 3
+
+
+def test_annotations_match_the_audio(demo_root):
+  """Silence before the annotated first measure, sound right after it."""
+  dataset = layout.load_dataset(demo_root)
+  infos = layout.validate_dataset(dataset)
+  for info in infos.values():
+    waveform, rate = sf.read(info.version.audio_path)
+    start = int(info.time_map.start_seconds * rate)
+    before = np.sqrt(np.mean(waveform[:max(start - rate // 20, 1)] ** 2))
+    after = np.sqrt(np.mean(waveform[start:start + 2 * rate] ** 2))
+    assert after > 30 * before, (info.version.key, before, after)
+
+
+def test_instrument_activity_varies_over_time(demo_root):
+  dataset = layout.load_dataset(demo_root)
+  infos = layout.validate_dataset(dataset)
+  from cvrl.data import annotations
+  for piece in dataset.pieces.values():
+    info = infos[piece.versions[0].key]
+    frames = 1 + int(info.duration * 43)
+    refs = annotations.version_references(dataset, info, frames, 43.0)
+    active = refs.instruments[refs.valid]
+    changes = np.sum(np.any(np.diff(active, axis=0) != 0, axis=1))
+    assert changes >= 3
+    assert len({tuple(row) for row in active}) >= 3
+
+
+def test_orchestration_covers_the_orchestra():
+  rng = np.random.default_rng(0)
+  notes = []
+  for part, base in enumerate((76, 69, 60, 48)):
+    for q in range(0, 400, 2):
+      notes.append((q, q + 2, base + (q % 5), part))
+  score = demo.Score('synthetic', np.array(notes, float),
+                     np.arange(0, 401, 4.0), 4)
+  used = set()
+  for _ in range(5):
+    plan = demo.orchestrate(score, rng)
+    used |= {demo.CLASSES[int(c)] for c in plan[:, 3]}
+    for name, low, high in ((demo.CLASSES[int(c)], *demo.INSTRUMENTS[
+        demo.CLASSES[int(c)]][1:]) for c in np.unique(plan[:, 3])):
+      pitches = plan[plan[:, 3] == demo.CLASSES.index(name), 2]
+      assert pitches.min() >= low and pitches.max() <= high, name
+  assert len(used) >= 10
+  for family in demo.FAMILIES.values():
+    assert used & set(family)
+  assert 'timpani' in used

@@ -175,3 +175,16 @@ def test_error_not_a_dataset(tmp_path):
   (tmp_path / 'empty').mkdir()
   with pytest.raises(layout.DatasetError, match='not a cross-version dataset'):
     layout.load_dataset(tmp_path / 'empty')
+
+
+def test_error_bad_note_rows(cvrl_dataset):
+  path = cvrl_dataset / 'notes' / 'p1.csv'
+  write_csv(path, [(1, 3, 60, 'violin'), (2, 4, 130, 'flute')],
+            header=('start_measure', 'end_measure', 'pitch', 'instrument'))
+  expect_error(cvrl_dataset, 'notes/p1.csv', 'row 3', "pitch '130'")
+  write_csv(path, [(3, 2, 60, 'violin')],
+            header=('start_measure', 'end_measure', 'pitch', 'instrument'))
+  expect_error(cvrl_dataset, 'notes/p1.csv', 'row 2', 'is not after')
+  write_csv(path, [(1, 2, 60)],
+            header=('start_measure', 'end_measure', 'pitch', 'instrument'))
+  expect_error(cvrl_dataset, 'notes/p1.csv', 'row 2', 'expected start_measure')

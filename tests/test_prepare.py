@@ -156,3 +156,20 @@ def test_moved_dataset_keeps_its_cache(cvrl_dataset, tmp_path):
   moved = tmp_path / 'moved'
   shutil.move(cvrl_dataset, moved)
   prepare.open_cache(moved, config())
+
+
+def test_binary_takes_config_files_and_overrides(cvrl_dataset):
+  result = run_binary(f'--data={cvrl_dataset}', '--workers=1',
+                      '--config.logmel.n_mels=16')
+  assert result.returncode == 0, result.stderr
+  small = config()
+  small.logmel.n_mels = 16
+  prepared = prepare.open_cache(cvrl_dataset, small)
+  assert prepared.mean.shape == (16,)
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'features', prepare.DEFAULT_CONFIG)
+  features = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(features)
+  assert features.get_config('paper').kind == 'hcqt'
+  assert audio.feature_key(features.get_config()) == audio.feature_key(config())

@@ -234,20 +234,25 @@ def instrument_index(path, line: int, name: str,
                      f'known: {", ".join(classes)}')
 
 
-def read_instrument_spans(path: pathlib.Path, classes: Sequence[str]):
-  """instruments/<piece>.csv -> (start [N], end [N], class index [N])."""
-  rows = drop_header(path, read_rows(path),
-                     ('start_measure', 'end_measure', 'instrument'))
-  starts, ends, labels = [], [], []
-  for line, fields in rows:
-    if len(fields) < 3:
-      raise DatasetError(f'{path}: row {line}: expected start_measure, '
-                         f'end_measure, instrument; got {fields}')
+def _span_rows(path: pathlib.Path, columns: Sequence[str]):
+  """Yields (line, start, end, fields) of a start_measure,end_measure,... CSV."""
+  for line, fields in drop_header(path, read_rows(path), columns):
+    if len(fields) < len(columns):
+      raise DatasetError(f'{path}: row {line}: expected {", ".join(columns)}; '
+                         f'got {fields}')
     start = _float(path, line, 'start_measure', fields[0])
     end = _float(path, line, 'end_measure', fields[1])
     if end <= start:
       raise DatasetError(f'{path}: row {line}: end_measure {end!r} is not '
                          f'after start_measure {start!r}')
+    yield line, start, end, fields
+
+
+def read_instrument_spans(path: pathlib.Path, classes: Sequence[str]):
+  """instruments/<piece>.csv -> (start [N], end [N], class index [N])."""
+  starts, ends, labels = [], [], []
+  for line, start, end, fields in _span_rows(
+      path, ('start_measure', 'end_measure', 'instrument')):
     starts.append(start)
     ends.append(end)
     labels.append(instrument_index(path, line, fields[2], classes))
@@ -257,19 +262,10 @@ def read_instrument_spans(path: pathlib.Path, classes: Sequence[str]):
 
 def read_note_spans(path: pathlib.Path, classes: Sequence[str]):
   """notes/<piece>.csv -> (start, end, midi pitch, class index) arrays [N]."""
-  rows = drop_header(path, read_rows(path),
-                     ('start_measure', 'end_measure', 'pitch', 'instrument'))
   starts, ends, pitches, labels = [], [], [], []
-  for line, fields in rows:
-    if len(fields) < 4:
-      raise DatasetError(f'{path}: row {line}: expected start_measure, '
-                         f'end_measure, pitch, instrument; got {fields}')
-    start = _float(path, line, 'start_measure', fields[0])
-    end = _float(path, line, 'end_measure', fields[1])
+  for line, start, end, fields in _span_rows(
+      path, ('start_measure', 'end_measure', 'pitch', 'instrument')):
     pitch = _float(path, line, 'pitch', fields[2])
-    if end <= start:
-      raise DatasetError(f'{path}: row {line}: end_measure {end!r} is not '
-                         f'after start_measure {start!r}')
     if pitch != int(pitch) or not 0 <= pitch <= 127:
       raise DatasetError(f'{path}: row {line}: pitch {fields[2]!r} is not a '
                          'MIDI note number 0..127')

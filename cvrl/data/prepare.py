@@ -1,6 +1,7 @@
 r"""Validates a cross-version dataset and builds its feature and reference caches.
 
-  python -m cvrl.data.prepare --data=DIR [--feature.kind=hcqt] [--cache_dir=C]
+  python -m cvrl.data.prepare --data=DIR [--config=configs/features.py[:paper]]
+      [--config.kind=hcqt] [--cache_dir=C] [--workers=N]
 
 Cache layout, under <cache_dir or DIR/cache>/<feature key>/:
   <piece>/<version>.npy        features [frames, *feature_shape], memory-mapped
@@ -176,7 +177,7 @@ def split_frame_mask(segment: layout.Segment, measures: np.ndarray) -> np.ndarra
   return mask
 
 
-def split_frames(dataset: layout.Dataset, split: str):
+def split_versions(dataset: layout.Dataset, split: str):
   """Yields (version, segment) for every version in a split."""
   for segment in dataset.splits[split]:
     for version in dataset.pieces[segment.piece].versions:
@@ -189,7 +190,7 @@ def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
   """Per-bin mean/std of the features over a split's annotated frames."""
   total = total_sq = None
   count = 0
-  for version, segment in split_frames(dataset, split):
+  for version, segment in split_versions(dataset, split):
     features_path, _, refs_path = _paths(root, version)
     features = np.load(features_path, mmap_mode='r')
     with np.load(refs_path) as refs:
@@ -326,6 +327,12 @@ def open_cache(data_dir, config: ml_collections.ConfigDict,
 # Binary.
 
 FLAGS = flags.FLAGS
+DEFAULT_CONFIG = pathlib.Path(__file__).parents[2] / 'configs' / 'features.py'
+
+
+def feature_section(config: ml_collections.ConfigDict):
+  """The feature settings of a features config or of a training config."""
+  return config.features if 'features' in config else config
 
 
 def define_flags():
@@ -334,20 +341,23 @@ def define_flags():
   flags.DEFINE_string('cache_dir', None, 'Where caches go (default DATA/cache).')
   flags.DEFINE_integer('workers', os.cpu_count() or 1,
                        'Processes computing features in parallel.')
-  config_flags.DEFINE_config_dict('feature', audio_lib.feature_config(),
-                                  'Feature settings (cvrl.audio.feature_config).')
+  config_flags.DEFINE_config_file(
+      'config', str(DEFAULT_CONFIG),
+      'Feature config (configs/features.py[:paper]) or a training config '
+      'whose `features` section is used.')
 
 
 def main(argv):
   del argv
   if not FLAGS.data:
     raise app.UsageError('--data=DIR is required')
+  config = feature_section(FLAGS.config)
   try:
-    root = prepare(FLAGS.data, FLAGS.feature, FLAGS.cache_dir, FLAGS.workers)
+    root = prepare(FLAGS.data, config, FLAGS.cache_dir, FLAGS.workers)
   except layout.DatasetError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
-  prepared = open_cache(FLAGS.data, FLAGS.feature, FLAGS.cache_dir)
+  prepared = open_cache(FLAGS.data, config, FLAGS.cache_dir)
   hours = sum(prepared.num_frames.values()) / prepared.frame_rate / 3600
   print(f'{FLAGS.data}: {len(prepared.num_frames)} versions of '
         f'{len(prepared.dataset.pieces)} pieces, {hours:.2f} h; '

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh machine: system packages, then a virtual
+# environment in .venv with cvrl and its test dependencies installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_system_packages.sh
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'

@@ -1,6 +1,10 @@
 """The demo dataset builder: real scores, orchestrated, rendered as versions."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,11 +17,20 @@ from cvrl.data import layout
 from cvrl.data import prepare
 
 
+def run(module, *args):
+  env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).parents[1]))
+  return subprocess.run([sys.executable, '-m', module, *args],
+                        capture_output=True, text=True, env=env, timeout=600)
+
+
 @pytest.fixture(scope='module')
 def demo_root(tmp_path_factory):
-  root = tmp_path_factory.mktemp('demo')
-  demo.build_demo(root, pieces=2, versions=3, max_seconds=30, seed=3,
-                  workers=2)
+  """The demo built by its binary, exactly as the acceptance asks."""
+  root = tmp_path_factory.mktemp('demo') / 'DEMO'
+  result = run('cvrl.data.demo', f'--out={root}', '--pieces=2', '--versions=3',
+               '--max_seconds=30')
+  assert result.returncode == 0, result.stderr
+  assert '2 pieces x 3 versions' in result.stdout
   return root
 
 
@@ -26,9 +39,16 @@ def test_demo_is_a_valid_dataset_that_prepares(demo_root):
   assert len(dataset.pieces) == 2
   assert all(len(p.versions) == 3 for p in dataset.pieces.values())
   assert dataset.instrument_classes == demo.CLASSES
-  prepare.prepare(demo_root, audio.feature_config(), progress=False)
+  result = run('cvrl.data.prepare', f'--data={demo_root}')
+  assert result.returncode == 0, result.stderr
   prepared = prepare.open_cache(demo_root, audio.feature_config())
   assert len(prepared.num_frames) == 6
+
+
+def test_binary_rejects_bad_sizes(tmp_path):
+  result = run('cvrl.data.demo', f'--out={tmp_path}', '--pieces=1')
+  assert result.returncode != 0
+  assert '--pieces >= 2' in result.stderr
 
 
 def test_measures_monotone_and_frames_round_trip(demo_root):

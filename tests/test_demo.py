@@ -129,3 +129,15 @@ def test_orchestration_covers_the_orchestra():
   for family in demo.FAMILIES.values():
     assert used & set(family)
   assert 'timpani' in used
+
+
+def test_same_seed_same_files(tmp_path):
+  for out in ('a', 'b'):
+    demo.build_piece(tmp_path / out, 'bach/bwv66.6', num_versions=2,
+                     max_seconds=8, seed=11)
+  files = sorted(p.relative_to(tmp_path / 'a')
+                 for p in (tmp_path / 'a').rglob('*') if p.is_file())
+  assert len(files) == 6  # notes, instruments, 2 x (audio, measures)
+  for name in files:
+    assert (tmp_path / 'a' / name).read_bytes() == (
+        tmp_path / 'b' / name).read_bytes(), name

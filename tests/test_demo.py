@@ -58,6 +58,7 @@ def test_measures_monotone_and_frames_round_trip(demo_root):
   for piece in dataset.pieces.values():
     maps = [infos[v.key].time_map for v in piece.versions]
     for time_map in maps:
+      assert time_map.end_seconds - time_map.start_seconds <= 30.0
       assert np.all(np.diff(time_map.seconds) > 0)
       assert np.all(np.diff(time_map.measures) > 0)
     for a, b in ((0, 1), (1, 2), (2, 0)):

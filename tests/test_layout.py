@@ -1,6 +1,5 @@
 """Dataset layouts and validation: every broken input gives one clear error."""
 
-import pathlib
 import shutil
 
 import numpy as np

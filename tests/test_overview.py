@@ -3,7 +3,6 @@
 import numpy as np
 
 from cvrl import audio
-from cvrl.data import alignment
 from cvrl.data import layout
 from cvrl.data import overview
 from cvrl.data import prepare

@@ -1,7 +1,7 @@
 r"""Builds cvrl's demo cross-version dataset from real scores.
 
   python -m cvrl.data.demo --out=DEMO [--pieces=24 --versions=3
-                                       --max_seconds=150 --seed=0]
+                                       --max_seconds=180 --seed=0]
 
 Scores come from music21's bundled corpus (string quartets by Beethoven,
 Mozart, Haydn and Schumann, and Bach chorales played instrumentally). Each
@@ -118,27 +118,23 @@ def piece_name(corpus_path: str) -> str:
   return stem.replace('/', '_').replace('.', '-')
 
 
-def load_score(corpus_path: str, max_quarters: float) -> Score:
-  """Parses a corpus score; keeps whole measures up to `max_quarters`."""
+def load_score(corpus_path: str) -> Score:
+  """Parses a corpus score into notes per distinct part and its measure grid."""
   from music21 import corpus  # heavy import, only where scores are read
   score = corpus.parse(corpus_path)
   measures = list(score.parts[0].getElementsByClass('Measure'))
   starts = [float(m.offset) for m in measures]
   starts.append(starts[-1] + float(measures[-1].duration.quarterLength))
-  starts = np.array(starts)
-  keep = max(2, int(np.searchsorted(starts, max_quarters, side='right')))
-  starts = starts[:keep]
-  end = starts[-1]
 
   parts, seen = [], set()
   for part in score.parts:
     rows = []
     for note in part.flatten().stripTies().notes:
       start, length = float(note.offset), float(note.quarterLength)
-      if length <= 0 or start >= end:
+      if length <= 0:
         continue  # grace notes have no duration
       for pitch in note.pitches:
-        rows.append((start, min(start + length, end), pitch.midi))
+        rows.append((start, start + length, pitch.midi))
     signature = tuple(sorted(rows))
     if rows and signature not in seen:  # chorales double voices by instruments
       seen.add(signature)
@@ -149,7 +145,35 @@ def load_score(corpus_path: str, max_quarters: float) -> Score:
              sorted(order[np.linspace(0, len(parts) - 1, MAX_PARTS).astype(int)])]
   notes = np.concatenate([np.column_stack([p, np.full(len(p), i)])
                           for i, p in enumerate(parts)])
-  return Score(piece_name(corpus_path), notes, starts, len(parts))
+  return Score(piece_name(corpus_path), notes, np.array(starts), len(parts))
+
+
+def cut_score(score: Score, max_quarters: float) -> Score:
+  """The score's whole measures up to `max_quarters` (at least one measure)."""
+  keep = max(2, int(np.searchsorted(score.measure_starts, max_quarters,
+                                    side='right')))
+  starts = score.measure_starts[:keep]
+  notes = score.notes[score.notes[:, 0] < starts[-1]].copy()
+  notes[:, 1] = np.minimum(notes[:, 1], starts[-1])
+  parts, notes[:, 3] = np.unique(notes[:, 3], return_inverse=True)
+  return Score(score.name, notes, starts, len(parts))
+
+
+def fit_to_duration(score: Score, performances, max_seconds: float) -> Score:
+  """Longest excerpt of whole measures that no version plays for > max_seconds."""
+  def longest(excerpt):
+    end = float(excerpt.measure_starts[-1])
+    return max(tempo_map(p, end)[1][-1] - p.lead_in for p in performances)
+
+  quarters = max_seconds * min(p.quarters_per_minute
+                               for p in performances) / 60.0
+  while True:
+    excerpt = cut_score(score, quarters)
+    seconds = longest(excerpt)
+    if seconds <= max_seconds or len(excerpt.measure_starts) <= 2:
+      return excerpt
+    quarters = min(excerpt.measure_starts[-2],
+                   excerpt.measure_starts[-1] * max_seconds / seconds)
 
 
 def orchestrate(score: Score, rng: np.random.Generator) -> np.ndarray:
@@ -366,7 +390,10 @@ def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
   """Writes every version of one piece; returns its provenance record."""
   rng = np.random.default_rng(seed)
   base_qpm = float(rng.uniform(76, 120))
-  score = load_score(corpus_path, max_seconds * base_qpm / 60.0)
+  soundfonts = [list(SOUNDFONTS)[i] for i in rng.permutation(len(SOUNDFONTS))]
+  performances = [sample_performance(rng, soundfonts[v % len(soundfonts)],
+                                     base_qpm) for v in range(num_versions)]
+  score = fit_to_duration(load_score(corpus_path), performances, max_seconds)
   plan = orchestrate(score, rng)
   name = score.name
   measure = score.measure_at
@@ -383,16 +410,14 @@ def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
   _write_csv(out / 'instruments' / f'{name}.csv',
              ('start_measure', 'end_measure', 'instrument'), activity)
 
-  soundfonts = [list(SOUNDFONTS)[i] for i in rng.permutation(len(SOUNDFONTS))]
   end_quarter = float(score.measure_starts[-1])
   # Annotation rows on every measure start and every quarter in between.
   quarters = np.union1d(score.measure_starts, np.arange(0.0, end_quarter, 1.0))
   record = dict(piece=name, score=corpus_path, measures=len(
       score.measure_starts) - 1, versions={})
   with tempfile.TemporaryDirectory() as tmp:
-    for v in range(num_versions):
+    for v, perf in enumerate(performances):
       version = f'v{v + 1}'
-      perf = sample_performance(rng, soundfonts[v % len(soundfonts)], base_qpm)
       grid, seconds = tempo_map(perf, end_quarter)
       midi_path = pathlib.Path(tmp) / f'{version}.mid'
       write_midi(midi_path, plan, perf, grid, seconds)
@@ -418,7 +443,7 @@ def _build_piece_job(args):
 
 
 def build_demo(out, pieces: int = 24, versions: int = 3,
-               max_seconds: float = 150.0, seed: int = 0,
+               max_seconds: float = 180.0, seed: int = 0,
                workers: int = 1) -> dict:
   """Builds the demo dataset into `out`; returns its provenance record."""
   out = pathlib.Path(out)
@@ -463,8 +488,11 @@ def define_flags():
   flags.DEFINE_string('out', None, 'Folder to write the demo dataset into.')
   flags.DEFINE_integer('pieces', 24, 'Number of pieces (scores).')
   flags.DEFINE_integer('versions', 3, 'Versions (renderings) per piece.')
-  flags.DEFINE_float('max_seconds', 150.0,
-                     'Score excerpt length per piece at its nominal tempo.')
+  flags.DEFINE_float(
+      'max_seconds', 180.0,
+      'Longest music of any version, in seconds: each score is cut to the '
+      'whole measures its slowest version plays within this (lead-in and '
+      'tail silence come on top).')
   flags.DEFINE_integer('seed', 0, 'Seed of orchestration and performances.')
   flags.DEFINE_integer('workers', os.cpu_count() or 1, 'Pieces built in parallel.')
 

@@ -1,0 +1,1 @@
+"""cvrl: cross-version audio representation learning for orchestral music."""

@@ -1,0 +1,1 @@
+"""Cross-version datasets: layouts, alignment, references, caches, demo."""

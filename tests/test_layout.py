@@ -187,3 +187,25 @@ def test_error_bad_note_rows(cvrl_dataset):
   write_csv(path, [(1, 2, 60)],
             header=('start_measure', 'end_measure', 'pitch', 'instrument'))
   expect_error(cvrl_dataset, 'notes/p1.csv', 'row 2', 'expected start_measure')
+
+
+def test_error_same_audio_in_two_splits(cvrl_dataset):
+  header = ('piece', 'split', 'versions', 'start_measure', 'end_measure')
+  write_csv(cvrl_dataset / 'pieces.csv', [
+      ('p1', 'train', '', '', ''), ('p2', 'train', 'a b', 1, 6),
+      ('p2', 'test', 'b c', 5, 9)], header=header)
+  expect_error(cvrl_dataset, 'pieces.csv', "piece 'p2' versions ['b']",
+               "both 'test' and 'train'", '[5.0, 6.0)')
+  # The same versions over other measures are fine.
+  write_csv(cvrl_dataset / 'pieces.csv', [
+      ('p1', 'train', '', '', ''), ('p2', 'train', 'a b', 1, 6),
+      ('p2', 'test', 'c a', 6, 9)], header=header)
+  validate(cvrl_dataset)
+
+
+def test_audio_without_annotation_is_reported(cvrl_dataset, caplog):
+  (cvrl_dataset / 'measures' / 'p1' / 'c.csv').unlink()
+  with caplog.at_level('WARNING'):
+    dataset = layout.load_dataset(cvrl_dataset)
+  assert [v.name for v in dataset.pieces['p1'].versions] == ['a', 'b']
+  assert 'audio/p1/c.wav: audio without a measure annotation' in caplog.text

@@ -30,6 +30,7 @@ import pathlib
 import re
 from typing import Iterable, Optional, Sequence
 
+from absl import logging
 import numpy as np
 import soundfile as sf
 
@@ -346,6 +347,12 @@ def _find_flat(root: pathlib.Path, measures_dir: str,
   return versions
 
 
+def _audio_files(root: pathlib.Path, layout: str):
+  folder = (root / 'audio') if layout == 'cvrl' else (
+      root / '01_RawData' / 'audio_wav')
+  return (p for p in folder.rglob('*') if p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
 def read_classes(root: pathlib.Path, layout: str) -> tuple[str, ...]:
   """Instrument classes: classes.txt if present, else the layout's default."""
   path = root / 'classes.txt'
@@ -425,6 +432,10 @@ def load_dataset(root) -> Dataset:
   if not versions:
     raise DatasetError(f'{root}: no measure annotations found ({layout} '
                        'layout)')
+  annotated = {v.audio_path for v in versions}
+  for path in sorted(_audio_files(root, layout)):
+    if path not in annotated:
+      logging.warning('%s: audio without a measure annotation, not used', path)
   by_piece: dict[str, list[Version]] = {}
   for v in versions:
     by_piece.setdefault(v.piece, []).append(v)
@@ -559,6 +570,33 @@ def check_splits(dataset: Dataset,
               f'{where}: split {split!r} measure range {seg.measures} of piece '
               f'{seg.piece!r} lies outside its annotated measures '
               f'[{first.first_measure}, {first.last_measure}]')
+  check_no_leak(dataset, where)
+
+
+def check_no_leak(dataset: Dataset, where) -> None:
+  """No audio may be in two splits: same version and overlapping measures.
+
+  Held-out recordings or measure ranges of one piece are fine (the published
+  split does both); the same frames in train and test would let the probe
+  measure memorisation.
+  """
+  names = sorted(dataset.splits)
+  for i, split_a in enumerate(names):
+    for split_b in names[i + 1:]:
+      for a in dataset.splits[split_a]:
+        for b in dataset.splits[split_b]:
+          if a.piece != b.piece:
+            continue
+          every = {v.name for v in dataset.pieces[a.piece].versions}
+          shared = (set(a.versions) or every) & (set(b.versions) or every)
+          lo_a, hi_a = a.measures or (-np.inf, np.inf)
+          lo_b, hi_b = b.measures or (-np.inf, np.inf)
+          if shared and max(lo_a, lo_b) < min(hi_a, hi_b):
+            raise DatasetError(
+                f'{where}: piece {a.piece!r} versions {sorted(shared)} are in '
+                f'both {split_a!r} and {split_b!r} over measures '
+                f'[{max(lo_a, lo_b)}, {min(hi_a, hi_b)}): the same audio '
+                'must not be in two splits')
 
 
 def validate_dataset(dataset: Dataset) -> dict[str, VersionInfo]:

@@ -47,17 +47,23 @@ def test_rerun_reuses_and_changed_audio_rebuilds(cvrl_dataset):
   root = prepare.prepare(cvrl_dataset, config(), progress=False)
   cached = root / 'p1' / 'a.npy'
   first = cached.stat().st_mtime_ns
+  old_frames = np.load(cached).shape[0]
   prepare.prepare(cvrl_dataset, config(), progress=False)
   assert cached.stat().st_mtime_ns == first
   # New audio for p1/a: its cache is stale until prepared again.
   sf.write(cvrl_dataset / 'audio' / 'p1' / 'a.wav',
-           tone(version_seconds('a'), 1000.0), 22050)
+           tone(version_seconds('a') + 2.0, 1000.0), 22050)
   with pytest.raises(layout.DatasetError, match='changed since'):
     prepare.open_cache(cvrl_dataset, config())
   prepare.prepare(cvrl_dataset, config(), progress=False)
   assert cached.stat().st_mtime_ns != first
   assert (root / 'p1' / 'b.npy').stat().st_mtime_ns < cached.stat().st_mtime_ns
-  prepare.open_cache(cvrl_dataset, config())
+  prepared = prepare.open_cache(cvrl_dataset, config())
+  # Longer audio, same annotations: references follow the new frame count.
+  version = prepared.dataset.version('p1', 'a')
+  frames = prepared.features(version).shape[0]
+  assert frames == prepared.num_frames['p1/a'] > old_frames + 80
+  assert prepared.references(version).measures.shape == (frames,)
 
 
 def test_changed_annotations_invalidate_references(cvrl_dataset):

@@ -124,12 +124,14 @@ def _features_fresh(root, info: layout.VersionInfo, config) -> bool:
           and manifest.get('feature_key') == audio_lib.feature_key(config))
 
 
-def _references_fresh(path: pathlib.Path, digest: str) -> bool:
+def _references_fresh(path: pathlib.Path, digest: str, num_frames: int) -> bool:
+  """Same annotation files and the same frame grid as the features."""
   if not path.exists():
     return False
   try:
     with np.load(path) as npz:
-      return str(npz['sources']) == digest
+      return (str(npz['sources']) == digest and
+              npz['measures'].shape[0] == num_frames)
   except Exception:  # a corrupt file is simply stale
     return False
 
@@ -255,7 +257,7 @@ def prepare(data_dir, config: ml_collections.ConfigDict,
     features_path, _, refs_path = _paths(root, info.version)
     num_frames = np.load(features_path, mmap_mode='r').shape[0]
     digest = annotation_digest(dataset, info.version)
-    if not _references_fresh(refs_path, digest):
+    if not _references_fresh(refs_path, digest, num_frames):
       build_references(dataset, info, num_frames, rate, refs_path, digest)
     index['versions'][key] = dict(
         audio=audio_fingerprint(info.version.audio_path),

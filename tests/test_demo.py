@@ -142,3 +142,22 @@ def test_same_seed_same_files(tmp_path):
   for name in files:
     assert (tmp_path / 'a' / name).read_bytes() == (
         tmp_path / 'b' / name).read_bytes(), name
+
+
+def test_binary_replaces_a_demo_but_refuses_other_folders(tmp_path):
+  other = tmp_path / 'mine'
+  other.mkdir()
+  (other / 'thesis.tex').write_text('precious')
+  result = run('cvrl.data.demo', f'--out={other}', '--pieces=2',
+               '--versions=2', '--max_seconds=5')
+  assert result.returncode != 0 and 'not empty' in result.stderr
+  assert (other / 'thesis.tex').read_text() == 'precious'
+  out = tmp_path / 'demo'
+  for versions in (3, 2):  # a rebuild with other settings replaces the first
+    result = run('cvrl.data.demo', f'--out={out}', '--pieces=2',
+                 f'--versions={versions}', '--max_seconds=5')
+    assert result.returncode == 0, result.stderr
+  assert sorted(p.name for p in (out / 'measures').iterdir()) == [
+      'bach_bwv190-7-inst', 'mozart_k80_movement1']
+  assert len(list((out / 'audio').rglob('*.flac'))) == 4
+  assert not (tmp_path / '.demo.building').exists()

@@ -445,8 +445,16 @@ def _build_piece_job(args):
 def build_demo(out, pieces: int = 24, versions: int = 3,
                max_seconds: float = 180.0, seed: int = 0,
                workers: int = 1) -> dict:
-  """Builds the demo dataset into `out`; returns its provenance record."""
+  """Builds the demo dataset into `out`; returns its provenance record.
+
+  The dataset is built beside `out` and renamed into place when complete, so
+  an interrupted build never leaves a half dataset; a previous demo in `out`
+  (one with demo.json) is replaced, any other non-empty folder is refused.
+  """
   out = pathlib.Path(out)
+  if out.exists() and any(out.iterdir()) and not (out / 'demo.json').exists():
+    raise ValueError(f'--out={out} exists, is not empty and holds no demo '
+                     'dataset; choose another folder')
   if pieces > len(CORPUS):
     raise ValueError(f'--pieces={pieces}: the demo corpus has {len(CORPUS)}')
   if pieces < 2 or versions < 2:
@@ -457,9 +465,11 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
     raise RuntimeError(
         f'FluidSynth or SoundFonts missing ({missing or "fluidsynth"}): run '
         'scripts/install_system_packages.sh')
-  out.mkdir(parents=True, exist_ok=True)
+  building = out.parent / f'.{out.name}.building'
+  shutil.rmtree(building, ignore_errors=True)
+  building.mkdir(parents=True)
   start = time.time()
-  jobs = [(out, path, versions, max_seconds, seed * 1000 + i)
+  jobs = [(building, path, versions, max_seconds, seed * 1000 + i)
           for i, path in enumerate(CORPUS[:pieces])]
   records = []
   with concurrent.futures.ProcessPoolExecutor(max(1, workers)) as pool:
@@ -470,13 +480,16 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
   rng = np.random.default_rng(seed)
   names = [r['piece'] for r in records]
   test = set(rng.choice(names, max(1, round(0.2 * len(names))), replace=False))
-  _write_csv(out / 'pieces.csv', ('piece', 'split'),
+  _write_csv(building / 'pieces.csv', ('piece', 'split'),
              [(n, 'test' if n in test else 'train') for n in names])
-  (out / 'classes.txt').write_text('\n'.join(CLASSES) + '\n')
+  (building / 'classes.txt').write_text('\n'.join(CLASSES) + '\n')
   seconds = sum(v['seconds'] for r in records for v in r['versions'].values())
   summary = dict(pieces=records, seed=seed, hours=seconds / 3600,
                  build_seconds=time.time() - start)
-  (out / 'demo.json').write_text(json.dumps(summary, indent=1))
+  (building / 'demo.json').write_text(json.dumps(summary, indent=1))
+  if out.exists():
+    shutil.rmtree(out)
+  os.replace(building, out)
   return summary
 
 

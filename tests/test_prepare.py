@@ -179,3 +179,13 @@ def test_binary_takes_config_files_and_overrides(cvrl_dataset):
   spec.loader.exec_module(features)
   assert features.get_config('paper').kind == 'hcqt'
   assert audio.feature_key(features.get_config()) == audio.feature_key(config())
+
+
+def test_undecodable_audio_is_a_dataset_error(cvrl_dataset, monkeypatch):
+  def broken(path, sample_rate):
+    raise RuntimeError('Error in WAV file. No data chunk marker.')
+
+  monkeypatch.setattr(audio, 'load_audio', broken)
+  with pytest.raises(layout.DatasetError,
+                     match=r'audio/p1/a.wav: cannot decode audio: Error in WAV'):
+    prepare.prepare(cvrl_dataset, config(), progress=False)

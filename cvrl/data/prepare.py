@@ -140,7 +140,12 @@ def build_features(info: layout.VersionInfo, config: ml_collections.ConfigDict,
                    root: pathlib.Path) -> int:
   """Computes and writes one version's features; returns its frame count."""
   features_path, manifest_path, _ = _paths(root, info.version)
-  waveform = audio_lib.load_audio(info.version.audio_path, config.sample_rate)
+  try:
+    waveform = audio_lib.load_audio(info.version.audio_path,
+                                    config.sample_rate)
+  except Exception as e:  # soundfile raises several types for broken files
+    raise layout.DatasetError(
+        f'{info.version.audio_path}: cannot decode audio: {e}') from e
   features = audio_lib.compute_features(waveform, config).astype(config.dtype)
   write_atomic(features_path, lambda f: np.save(f, features))
   write_json_atomic(manifest_path, dict(

@@ -194,7 +194,11 @@ def split_versions(dataset: layout.Dataset, split: str):
 
 def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
                   split: str = 'train') -> dict[str, np.ndarray]:
-  """Per-bin mean/std of the features over a split's annotated frames."""
+  """Per-bin mean/std of the features over a split's annotated frames.
+
+  Streams sums version by version (float64) instead of concatenating, so
+  memory stays at one version's features however large the split.
+  """
   total = total_sq = None
   count = 0
   for version, segment in split_versions(dataset, split):

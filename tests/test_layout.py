@@ -98,7 +98,8 @@ def expect_error(root, *fragments):
 
 def test_error_missing_audio(cvrl_dataset):
   (cvrl_dataset / 'audio' / 'p1' / 'b.wav').unlink()
-  expect_error(cvrl_dataset, 'audio/p1/b.wav', 'missing audio')
+  expect_error(cvrl_dataset, 'audio/p1/b.{wav,flac,', 'missing audio',
+               'measures/p1/b.csv')
 
 
 def test_error_unreadable_audio(cvrl_dataset):

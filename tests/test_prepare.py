@@ -152,7 +152,7 @@ def test_binary_rejects_broken_copy_and_keeps_stale_cache_unused(
   (missing / 'audio' / 'p1' / 'c.wav').unlink()
   result = run_binary(f'--data={missing}', '--workers=1')
   assert result.returncode != 0
-  assert str(missing / 'audio' / 'p1' / 'c.wav') in result.stderr
+  assert str(missing / 'audio' / 'p1' / 'c.{wav,flac,') in result.stderr
   with pytest.raises(layout.DatasetError):
     prepare.open_cache(missing, config())
 
@@ -189,3 +189,24 @@ def test_undecodable_audio_is_a_dataset_error(cvrl_dataset, monkeypatch):
   with pytest.raises(layout.DatasetError,
                      match=r'audio/p1/a.wav: cannot decode audio: Error in WAV'):
     prepare.prepare(cvrl_dataset, config(), progress=False)
+
+
+def test_copy_without_mtimes_keeps_cache_by_content(cvrl_dataset, tmp_path):
+  prepare.prepare(cvrl_dataset, config(), progress=False)
+  copy = tmp_path / 'copy'
+  shutil.copytree(cvrl_dataset, copy, copy_function=shutil.copyfile)  # cp -r
+  prepare.open_cache(copy, config())  # new mtimes, same content
+  cached = prepare.cache_root(copy, config()) / 'p1' / 'a.npy'
+  before = cached.stat().st_mtime_ns
+  prepare.prepare(copy, config(), progress=False)
+  assert cached.stat().st_mtime_ns == before  # same content: not recomputed
+  index = (prepare.cache_root(copy, config()) / prepare.INDEX).read_text()
+  assert str((copy / 'audio' / 'p1' / 'a.wav').stat().st_mtime_ns) in index
+  prepare.open_cache(copy, config())
+  # An edit of the same size is caught by its content hash.
+  audio_path = copy / 'audio' / 'p1' / 'a.wav'
+  data = bytearray(audio_path.read_bytes())
+  data[-100:] = bytes(100)
+  audio_path.write_bytes(bytes(data))
+  with pytest.raises(layout.DatasetError, match='a.wav: changed since'):
+    prepare.open_cache(copy, config())

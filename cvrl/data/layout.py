@@ -303,9 +303,9 @@ def _audio_for(folder: pathlib.Path, stem: str,
     candidate = folder / (stem + ext)
     if candidate.exists():
       return candidate
-  raise DatasetError(
-      f'{folder / (stem + ".wav")}: missing audio for measure annotation '
-      f'{measures_path} (looked for {stem}{{{",".join(AUDIO_EXTENSIONS)}}})')
+  extensions = ','.join(e.lstrip('.') for e in AUDIO_EXTENSIONS)
+  raise DatasetError(f'{folder / stem}.{{{extensions}}}: missing audio for '
+                     f'measure annotation {measures_path}')
 
 
 def _optional(path: pathlib.Path) -> Optional[pathlib.Path]:

@@ -46,13 +46,33 @@ STATS = 'stats.npz'
 # Fingerprints and atomic writes.
 
 
-def audio_fingerprint(path: pathlib.Path) -> dict:
-  """Name, size and mtime: cheap for large audio files, as make does.
+def audio_fingerprint(path: pathlib.Path, content: bool = False) -> dict:
+  """Name, size, mtime and (with `content`) a SHA-1 of the audio file.
 
   No absolute paths, so a dataset moved with its cache keeps the cache.
   """
   stat = path.stat()
-  return dict(name=path.name, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+  fingerprint = dict(name=path.name, size=stat.st_size,
+                     mtime_ns=stat.st_mtime_ns)
+  if content:
+    with open(path, 'rb') as f:
+      fingerprint['sha1'] = hashlib.file_digest(f, 'sha1').hexdigest()
+  return fingerprint
+
+
+def audio_unchanged(recorded: dict, path: pathlib.Path) -> bool:
+  """Whether audio is the file a cache was built from, as git's index does it.
+
+  Same size and mtime: unchanged, without reading it. Same size, other mtime
+  (a copy without -p, a touch): compare content hashes, so large datasets
+  copied elsewhere keep their caches.
+  """
+  current = audio_fingerprint(path)
+  if current['size'] != recorded.get('size'):
+    return False
+  if current['mtime_ns'] == recorded.get('mtime_ns'):
+    return True
+  return audio_fingerprint(path, content=True)['sha1'] == recorded.get('sha1')
 
 
 def annotation_digest(dataset: layout.Dataset, version: layout.Version) -> str:
@@ -113,6 +133,11 @@ def _paths(root: pathlib.Path, version: layout.Version):
 
 
 def _features_fresh(root, info: layout.VersionInfo, config) -> bool:
+  """Whether cached features match the audio and config.
+
+  Features found fresh by content after a copy get the new mtime recorded,
+  so later checks are cheap again.
+  """
   features_path, manifest_path, _ = _paths(root, info.version)
   if not (features_path.exists() and manifest_path.exists()):
     return False
@@ -120,8 +145,15 @@ def _features_fresh(root, info: layout.VersionInfo, config) -> bool:
     manifest = json.loads(manifest_path.read_text())
   except ValueError:
     return False
-  return (manifest.get('audio') == audio_fingerprint(info.version.audio_path)
-          and manifest.get('feature_key') == audio_lib.feature_key(config))
+  recorded = manifest.get('audio', {})
+  if (manifest.get('feature_key') != audio_lib.feature_key(config) or
+      not audio_unchanged(recorded, info.version.audio_path)):
+    return False
+  mtime_ns = info.version.audio_path.stat().st_mtime_ns
+  if recorded.get('mtime_ns') != mtime_ns:
+    manifest['audio'] = dict(recorded, mtime_ns=mtime_ns)
+    write_json_atomic(manifest_path, manifest)
+  return True
 
 
 def _references_fresh(path: pathlib.Path, digest: str, num_frames: int) -> bool:
@@ -149,7 +181,7 @@ def build_features(info: layout.VersionInfo, config: ml_collections.ConfigDict,
   features = audio_lib.compute_features(waveform, config).astype(config.dtype)
   write_atomic(features_path, lambda f: np.save(f, features))
   write_json_atomic(manifest_path, dict(
-      audio=audio_fingerprint(info.version.audio_path),
+      audio=audio_fingerprint(info.version.audio_path, content=True),
       feature_key=audio_lib.feature_key(config), config=config.to_dict(),
       shape=list(features.shape), dtype=str(features.dtype)))
   return features.shape[0]
@@ -263,13 +295,13 @@ def prepare(data_dir, config: ml_collections.ConfigDict,
                splits=splits_digest(dataset), versions={})
   for key, info in tqdm.tqdm(infos.items(), desc='references', unit='version',
                              disable=not progress):
-    features_path, _, refs_path = _paths(root, info.version)
+    features_path, manifest_path, refs_path = _paths(root, info.version)
     num_frames = np.load(features_path, mmap_mode='r').shape[0]
     digest = annotation_digest(dataset, info.version)
     if not _references_fresh(refs_path, digest, num_frames):
       build_references(dataset, info, num_frames, rate, refs_path, digest)
     index['versions'][key] = dict(
-        audio=audio_fingerprint(info.version.audio_path),
+        audio=json.loads(manifest_path.read_text())['audio'],
         annotations=digest, num_frames=int(num_frames),
         duration=info.duration)
 
@@ -322,10 +354,13 @@ def open_cache(data_dir, config: ml_collections.ConfigDict,
     raise layout.DatasetError(f'{root / INDEX}: versions changed; {hint}')
   for key, version in versions.items():
     entry = index['versions'][key]
-    if (entry['audio'] != audio_fingerprint(version.audio_path) or
-        entry['annotations'] != annotation_digest(dataset, version)):
+    if not audio_unchanged(entry['audio'], version.audio_path):
       raise layout.DatasetError(
-          f'{version.measures_path}: changed since the cache was built; {hint}')
+          f'{version.audio_path}: changed since the cache was built; {hint}')
+    if entry['annotations'] != annotation_digest(dataset, version):
+      raise layout.DatasetError(
+          f'{version.measures_path} (or its piece\'s references): changed '
+          f'since the cache was built; {hint}')
   with np.load(root / STATS) as stats:
     mean, std = stats['mean'], stats['std']
   return PreparedDataset(

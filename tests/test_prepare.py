@@ -22,7 +22,8 @@ def config(kind='logmel'):
   return c
 
 
-def test_prepare_builds_complete_cache(cvrl_dataset):
+def test_prepare_builds_complete_cache(cvrl_dataset, monkeypatch):
+  monkeypatch.setattr(prepare, 'STATS_BLOCK', 97)  # several uneven blocks
   root = prepare.prepare(cvrl_dataset, config(), progress=False)
   prepared = prepare.open_cache(cvrl_dataset, config())
   assert prepared.cache == root

@@ -40,6 +40,7 @@ from cvrl.data import layout
 
 INDEX = 'index.json'
 STATS = 'stats.npz'
+STATS_BLOCK = 4096  # frames per block when summing statistics
 
 
 # ----------------------------------------------------------------------------
@@ -228,8 +229,8 @@ def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
                   split: str = 'train') -> dict[str, np.ndarray]:
   """Per-bin mean/std of the features over a split's annotated frames.
 
-  Streams sums version by version (float64) instead of concatenating, so
-  memory stays at one version's features however large the split.
+  Streams float64 sums over blocks of frames instead of concatenating, so
+  memory stays at one block however long the recordings and the split.
   """
   total = total_sq = None
   count = 0
@@ -238,13 +239,15 @@ def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
     features = np.load(features_path, mmap_mode='r')
     with np.load(refs_path) as refs:
       mask = split_frame_mask(segment, refs['measures'])
-    chunk = np.asarray(features[mask], np.float64)
     if total is None:
-      total = np.zeros(chunk.shape[1:])
-      total_sq = np.zeros(chunk.shape[1:])
-    total += chunk.sum(axis=0)
-    total_sq += np.square(chunk).sum(axis=0)
-    count += chunk.shape[0]
+      total = np.zeros(features.shape[1:])
+      total_sq = np.zeros(features.shape[1:])
+    for start in range(0, features.shape[0], STATS_BLOCK):
+      block = np.asarray(features[start:start + STATS_BLOCK][
+          mask[start:start + STATS_BLOCK]], np.float64)
+      total += block.sum(axis=0)
+      total_sq += np.square(block).sum(axis=0)
+      count += block.shape[0]
   if not count:
     raise layout.DatasetError(f'{dataset.root}: split {split!r} has no '
                               'annotated frames to estimate statistics on')

@@ -1,15 +1,13 @@
 """Audio input and time-frequency features (log-mel, harmonic CQT).
 
-Everything downstream counts time in feature frames, so this module is also
-the single definition of how many frames a recording has and when they sit.
-Features are plain functions of (waveform, config) -> [frames, bins(, chans)].
+Features are plain functions of (waveform, config) -> [frames, bins(, chans)]
+on a centred frame grid: frame i sits at i * hop / sample_rate seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 
 import librosa
 import ml_collections
@@ -51,28 +49,6 @@ def feature_key(config: ml_collections.ConfigDict) -> str:
 
 def frame_rate(config: ml_collections.ConfigDict) -> float:
   return config.sample_rate / config.hop_length
-
-
-def feature_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
-  """Shape of one feature frame: (bins,) for log-mel, (bins, harmonics) for HCQT."""
-  if config.kind == 'logmel':
-    return (config.logmel.n_mels,)
-  if config.kind == 'hcqt':
-    return (config.hcqt.n_bins, len(config.hcqt.harmonics))
-  raise ValueError(f"unknown feature kind {config.kind!r}: use 'logmel' or 'hcqt'")
-
-
-def resampled_length(num_samples: int, source_rate: int, target_rate: int) -> int:
-  """Length after resampling, as soxr (librosa.resample) produces it."""
-  if source_rate == target_rate:
-    return num_samples
-  return int(math.ceil(num_samples * target_rate / source_rate))
-
-
-def num_frames(num_samples: int, source_rate: int, sample_rate: int,
-               hop_length: int) -> int:
-  """Frames of a centred STFT (librosa's default) over the resampled audio."""
-  return 1 + resampled_length(num_samples, source_rate, sample_rate) // hop_length
 
 
 def load_audio(path, sample_rate: int) -> np.ndarray:

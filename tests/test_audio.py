@@ -17,7 +17,7 @@ def test_load_audio_resamples_and_downmixes(tmp_path):
   sf.write(tmp_path / 'x.flac', stereo, 44100)
   waveform = audio.load_audio(tmp_path / 'x.flac', SR)
   assert waveform.ndim == 1 and waveform.dtype == np.float32
-  assert len(waveform) == audio.resampled_length(len(stereo), 44100, SR)
+  assert len(waveform) == int(np.ceil(len(stereo) * SR / 44100))
 
 
 def test_logmel_frames_and_peak(tmp_path):
@@ -25,8 +25,8 @@ def test_logmel_frames_and_peak(tmp_path):
   sf.write(tmp_path / 'x.wav', sine(1000, 3.0, 48000), 48000)
   waveform = audio.load_audio(tmp_path / 'x.wav', config.sample_rate)
   features = audio.compute_features(waveform, config)
-  assert features.shape == (audio.num_frames(3 * 48000, 48000, SR, 512), 128)
-  assert features.shape[1:] == audio.feature_shape(config)
+  assert features.shape == (1 + len(waveform) // 512, 128)
+  assert len(waveform) == 3 * SR
   import librosa
   mel_freqs = librosa.mel_frequencies(130, fmin=30.0, fmax=11025.0)[1:-1]
   peak = int(np.argmax(features[features.shape[0] // 2]))

@@ -37,16 +37,17 @@ def test_hcqt_shape_harmonic_channels_and_nyquist():
   config = audio.feature_config()
   config.kind = 'hcqt'
   config.hcqt.estimate_tuning = False
-  features = audio.compute_features(sine(440, 2.0, SR), config)
-  assert features.shape == (1 + 2 * SR // 512, 252, 5)
+  features = audio.compute_features(sine(440, 8.0, SR), config)
+  assert features.shape == (1 + 8 * SR // 512, 252, 5)
   middle = features[features.shape[0] // 2]
+  # 8 s: long enough for the lowest octaves after librosa's downsampling.
   # 440 Hz sits 3.75 octaves above C1: bin 135 of the fundamental channel,
   # 99 of the 2nd-harmonic channel (from C2), 171 of the 0.5 channel (C0).
   for channel, expected in ((1, 135), (2, 99), (0, 171)):
     assert abs(int(np.argmax(middle[:, channel])) - expected) <= 1
   # Harmonic 4 (from C3) reaches past Nyquist: on white noise its lower bins
   # carry energy and its top bins stay at the floor.
-  noise = np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32)
+  noise = np.random.default_rng(0).standard_normal(8 * SR).astype(np.float32)
   features = audio.compute_features(0.1 * noise, config)
   assert np.all(features[:, -10:, 4] == -100.0)
   assert np.all(features[5:-5, :200, 4] > -100.0)

@@ -22,7 +22,6 @@ from ml_collections import config_flags
 import numpy as np
 
 from cvrl.data import alignment
-from cvrl.data import layout
 from cvrl.data import prepare
 
 FLAGS = flags.FLAGS
@@ -41,7 +40,6 @@ def main(argv):
   del argv
   prepared = prepare.open_cache(FLAGS.data,
                                 prepare.feature_section(FLAGS.config))
-  infos = layout.validate_dataset(prepared.dataset)
   rate = prepared.frame_rate
   soundfonts = {}
   summary = pathlib.Path(FLAGS.data) / 'demo.json'
@@ -52,7 +50,7 @@ def main(argv):
   results = collections.defaultdict(list)
   for piece in prepared.dataset.pieces.values():
     for a, b in itertools.combinations(piece.versions, 2):
-      map_a, map_b = infos[a.key].time_map, infos[b.key].time_map
+      map_a, map_b = prepared.time_map(a), prepared.time_map(b)
       lo, hi = alignment.valid_frame_range(map_a, prepared.num_frames[a.key],
                                            rate)
       frames = np.arange(lo, hi)

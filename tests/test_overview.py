@@ -3,18 +3,19 @@
 import numpy as np
 
 from cvrl import audio
-from cvrl.data import layout
 from cvrl.data import overview
 from cvrl.data import prepare
 
 
 def test_aligned_frames_pick_the_same_measure_in_every_version(cvrl_dataset):
-  infos = layout.validate_dataset(layout.load_dataset(cvrl_dataset))
-  rate = 22050 / 512
-  measures = overview.measure_grid(infos['p1/a'].time_map, rate)
+  prepare.prepare(cvrl_dataset, audio.feature_config(), progress=False)
+  prepared = prepare.open_cache(cvrl_dataset, audio.feature_config())
+  rate = prepared.frame_rate
+  versions = prepared.dataset.pieces['p1'].versions
+  measures = overview.measure_grid(prepared.time_map(versions[0]), rate)
   assert measures[0] >= 1.0 and measures[-1] <= 9.0
-  for key in ('p1/a', 'p1/b', 'p1/c'):
-    time_map = infos[key].time_map
+  for version in versions:
+    time_map = prepared.time_map(version)
     frames = overview.aligned_frames(time_map, measures, rate)
     np.testing.assert_allclose(time_map.measure_at(frames / rate), measures,
                                atol=1.5 * np.max(np.diff(time_map.measures) /

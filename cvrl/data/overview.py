@@ -45,10 +45,10 @@ def aligned_frames(time_map: alignment.TimeMap, measures: np.ndarray,
                                   time_map, frame_rate)
 
 
-def piece_figure(prepared: prepare.PreparedDataset, piece: layout.Piece,
-                 time_maps: dict[str, alignment.TimeMap]):
+def piece_figure(prepared: prepare.PreparedDataset, piece: layout.Piece):
   """Figure: versions' features on the measure axis, then Ref_I and Ref_H."""
   rate = prepared.frame_rate
+  time_maps = {v.key: prepared.time_map(v) for v in piece.versions}
   first = piece.versions[0]
   measures = measure_grid(time_maps[first.key], rate)
   refs = prepared.references(first)
@@ -93,15 +93,13 @@ def piece_figure(prepared: prepare.PreparedDataset, piece: layout.Piece,
 
 def write_overviews(prepared: prepare.PreparedDataset, out: pathlib.Path,
                     pieces=None) -> list[pathlib.Path]:
-  infos = layout.validate_dataset(prepared.dataset)
-  time_maps = {k: info.time_map for k, info in infos.items()}
   out.mkdir(parents=True, exist_ok=True)
   written = []
   for name in tqdm.tqdm(pieces or list(prepared.dataset.pieces),
                         desc='overviews', unit='piece'):
     if name not in prepared.dataset.pieces:
       raise layout.DatasetError(f'{prepared.dataset.root}: no piece {name!r}')
-    fig = piece_figure(prepared, prepared.dataset.pieces[name], time_maps)
+    fig = piece_figure(prepared, prepared.dataset.pieces[name])
     path = out / f'{name}.png'
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -35,6 +35,7 @@ import numpy as np
 import tqdm
 
 from cvrl import audio as audio_lib
+from cvrl.data import alignment
 from cvrl.data import annotations
 from cvrl.data import layout
 
@@ -331,6 +332,10 @@ class PreparedDataset:
   def features(self, version: layout.Version) -> np.ndarray:
     """[frames, *feature_shape] memory-mapped, un-normalised features."""
     return np.load(_paths(self.cache, version)[0], mmap_mode='r')
+
+  def time_map(self, version: layout.Version) -> alignment.TimeMap:
+    """The version's seconds <-> measure map (its CSV was checked on open)."""
+    return layout.read_measures(version.measures_path)
 
   def references(self, version: layout.Version) -> annotations.References:
     with np.load(_paths(self.cache, version)[2]) as npz:

@@ -6,6 +6,8 @@ import os
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,14 @@ import soundfile as sf
 
 SR = 22050
 HOP = 512
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def run_python(*args, timeout=600):
+  """Runs `python *args` (a -m binary or a script) against this checkout."""
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, *args], capture_output=True,
+                        text=True, env=env, timeout=timeout)
 
 
 def tempo_curve_seconds(measures, seconds_per_measure, rubato=0.0,

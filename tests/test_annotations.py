@@ -1,6 +1,7 @@
 """Frame-level references Ref_I / Ref_H from score-level and frame-wise data."""
 
 import numpy as np
+import pytest
 
 from cvrl.data import annotations
 from cvrl.data import layout
@@ -91,3 +92,28 @@ def test_framewise_npz_route(published_dataset):
     assert set(np.flatnonzero(refs.pitch_classes[half + half // 2])) == {0, 7}
     measures = info.time_map.measure_at(np.arange(frames) / rate)
     np.testing.assert_allclose(refs.measures, measures)
+
+
+def test_cvrl_format_framewise_npz_wins_over_score_level(cvrl_dataset):
+  dataset = layout.load_dataset(cvrl_dataset)
+  info = layout.validate_dataset(dataset)['p1/b']
+  frames = int(info.duration * 100) + 1  # arrays at 100 frames/s
+  oboe = dataset.instrument_classes.index('oboe')
+  instruments = np.zeros((frames, len(dataset.instrument_classes)))
+  instruments[:, oboe] = 1
+  pitches = np.zeros((frames, 128))
+  pitches[:, 62] = 1  # D
+  path = cvrl_dataset / 'references' / 'p1' / 'b.npz'
+  path.parent.mkdir(parents=True)
+  np.savez(path, instruments=instruments, pitches=pitches, frame_rate=100.0)
+  dataset = layout.load_dataset(cvrl_dataset)
+  info = layout.validate_dataset(dataset)['p1/b']
+  refs = annotations.version_references(dataset, info,
+                                        1 + int(info.duration * RATE), RATE)
+  assert set(np.flatnonzero(refs.instruments.any(axis=0))) == {oboe}
+  assert set(np.flatnonzero(refs.pitch_classes.any(axis=0))) == {2}
+  # A wrong length is named as an error.
+  np.savez(path, instruments=instruments[:-20], pitches=pitches[:-20],
+           frame_rate=100.0)
+  with pytest.raises(layout.DatasetError, match='references/p1/b.npz'):
+    layout.validate_dataset(layout.load_dataset(cvrl_dataset))

@@ -1,21 +1,14 @@
 """The benchmark scripts whose output the README quotes still run."""
 
-import os
-import pathlib
-import subprocess
-import sys
 
 from cvrl import audio
 from cvrl.data import prepare
+from conftest import ROOT, run_python
 
-ROOT = pathlib.Path(__file__).parents[1]
 
 
 def run_script(name, *args):
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
-  result = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / name),
-                           *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+  result = run_python(str(ROOT / 'benchmarks' / name), *args)
   assert result.returncode == 0, result.stderr
   return [l for l in result.stdout.splitlines() if l.startswith('| ')]
 

@@ -1,10 +1,6 @@
 """The demo dataset builder: real scores, orchestrated, rendered as versions."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,12 +11,11 @@ from cvrl.data import alignment
 from cvrl.data import demo
 from cvrl.data import layout
 from cvrl.data import prepare
+from conftest import run_python
 
 
 def run(module, *args):
-  env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).parents[1]))
-  return subprocess.run([sys.executable, '-m', module, *args],
-                        capture_output=True, text=True, env=env, timeout=600)
+  return run_python('-m', module, *args)
 
 
 @pytest.fixture(scope='module')

@@ -1,10 +1,6 @@
 """Feature and reference caches: complete, fresh, atomic, and the binary."""
 
-import os
-import pathlib
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +9,7 @@ import soundfile as sf
 from cvrl import audio
 from cvrl.data import layout
 from cvrl.data import prepare
-from conftest import tone, version_seconds
+from conftest import run_python, tone, version_seconds
 
 
 def config(kind='logmel'):
@@ -125,9 +121,7 @@ def test_published_layout_prepares_without_conversion(published_dataset):
 
 
 def run_binary(*args):
-  env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).parents[1]))
-  return subprocess.run([sys.executable, '-m', 'cvrl.data.prepare', *args],
-                        capture_output=True, text=True, env=env, timeout=300)
+  return run_python('-m', 'cvrl.data.prepare', *args)
 
 
 def test_binary_rejects_broken_copy_and_keeps_stale_cache_unused(

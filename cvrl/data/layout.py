@@ -316,12 +316,13 @@ def _find_cvrl(root: pathlib.Path) -> list[Version]:
   versions = []
   for measures_path in sorted((root / 'measures').glob('*/*.csv')):
     piece, name = measures_path.parent.name, measures_path.stem
+    # One npz holds both frame-wise arrays (`instruments` and `pitches`).
+    references = _optional(root / 'references' / piece / f'{name}.npz')
     versions.append(Version(
         piece=piece, name=name,
         audio_path=_audio_for(root / 'audio' / piece, name, measures_path),
         measures_path=measures_path,
-        instruments_npz=_optional(root / 'references' / piece / f'{name}.npz'),
-        notes_npz=_optional(root / 'references' / piece / f'{name}.npz')))
+        instruments_npz=references, notes_npz=references))
   return versions
 
 

@@ -22,6 +22,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import json
+import multiprocessing
 import os
 import pathlib
 import shutil
@@ -477,7 +478,9 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
   jobs = [(building, path, versions, max_seconds, seed * 1000 + i)
           for i, path in enumerate(CORPUS[:pieces])]
   records = []
-  with concurrent.futures.ProcessPoolExecutor(max(1, workers)) as pool:
+  # spawn, not fork: the trainer calls this after JAX has started threads.
+  with concurrent.futures.ProcessPoolExecutor(
+      max(1, workers), mp_context=multiprocessing.get_context('spawn')) as pool:
     for record in tqdm.tqdm(pool.map(_build_piece_job, jobs), total=len(jobs),
                             desc='demo pieces', unit='piece'):
       records.append(record)

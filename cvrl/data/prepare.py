@@ -21,6 +21,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 import pathlib
 import sys
@@ -285,7 +286,9 @@ def prepare(data_dir, config: ml_collections.ConfigDict,
   bar = tqdm.tqdm(total=len(jobs), desc='features', unit='version',
                   disable=not progress or not jobs)
   if workers > 1 and len(jobs) > 1:
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: the trainer calls this after JAX has started threads.
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context('spawn')) as pool:
       for _ in pool.map(_build_features_job, jobs):
         bar.update()
   else:

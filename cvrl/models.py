@@ -1,0 +1,118 @@
+"""The published VGG-like CNN encoder, with an optional classifier head for Sup.
+
+Input patches are [batch, time, bins, channels]: 201 x 252 x 5 for the
+published HCQT, [frames, n_mels, 1] for log-mel. Every convolution is
+Conv -> BatchNorm -> LeakyReLU, as in the original.
+
+BatchNorm under pmap: `axis_name='batch'` makes the batch statistics means
+over the *global* batch (all devices, all hosts), so training with 8 devices
+computes what one device would on the whole batch, and the running averages
+stay identical on every replica without a separate sync. The original
+trained on one GPU, where BN saw the whole batch: this reproduces it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), eps))
+
+
+class ConvBlock(nn.Module):
+  """Conv (no bias: BN follows) -> BatchNorm -> LeakyReLU."""
+  features: int
+  kernel: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  padding: str = 'VALID'
+  leaky_slope: float = 0.3
+  axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.Conv(self.features, self.kernel, self.strides, self.padding,
+                use_bias=False)(x)
+    # Keras' BatchNormalization defaults (momentum 0.99, eps 1e-3).
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.99,
+                     epsilon=1e-3, axis_name=self.axis_name)(x)
+    return nn.leaky_relu(x, self.leaky_slope)
+
+
+class Encoder(nn.Module):
+  """Patch -> 128-d embedding (L2-normalised) and, for Sup, class logits.
+
+  Layers (SEED_PROTOCOL.md, "Network"): a 15x15 pre-filter; a 1x3 stride-3
+  convolution over frequency (3 HCQT bins per semitone -> 1); three blocks
+  of two 3x3 convolutions and a 3x3 max-pool; one convolution spanning the
+  remaining time x frequency extent (5x1 for the published input); then
+  dense layers with dropout to the embedding.
+  """
+  prefilter_features: int = 64
+  prefilter_kernel: tuple[int, int] = (15, 15)
+  freq_stride: int = 3
+  block_features: Sequence[int] = (64, 128, 256)
+  final_features: int = 512
+  dense_features: Sequence[int] = (256, 128)
+  embedding_dim: int = 128
+  dropout_rate: float = 0.5
+  leaky_slope: float = 0.3
+  num_classes: int = 0  # > 0: also return logits (Sup)
+  axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, inputs, train: bool = False):
+    x = inputs
+    conv = functools.partial(ConvBlock, leaky_slope=self.leaky_slope,
+                             axis_name=self.axis_name)
+    x = conv(self.prefilter_features, self.prefilter_kernel,
+             padding='SAME', name='prefilter')(x, train)
+    x = conv(self.prefilter_features, (1, self.freq_stride),
+             strides=(1, self.freq_stride), name='semitones')(x, train)
+    for i, features in enumerate(self.block_features):
+      x = conv(features, (3, 3), name=f'block{i}_conv0')(x, train)
+      x = conv(features, (3, 3), name=f'block{i}_conv1')(x, train)
+      x = nn.max_pool(x, (3, 3), strides=(3, 3), padding='VALID')
+    if min(x.shape[1:3]) < 1:
+      raise ValueError(
+          f'input {tuple(inputs.shape[1:])} is too small for '
+          f'{len(self.block_features)} conv blocks (3x3, 3x3, pool 3): use '
+          'longer patches (config.data.patch_frames), more bins, a smaller '
+          'config.model.freq_stride or fewer config.model.block_features')
+    x = conv(self.final_features, tuple(x.shape[1:3]), name='final')(x, train)
+    x = x.reshape(x.shape[0], -1)
+    dense_bn = functools.partial(nn.BatchNorm, use_running_average=not train,
+                                 momentum=0.99, epsilon=1e-3,
+                                 axis_name=self.axis_name)
+    for i, features in enumerate(self.dense_features):
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      x = nn.Dense(features, name=f'dense{i}')(x)
+      x = nn.leaky_relu(dense_bn(name=f'dense{i}_bn')(x), self.leaky_slope)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    z = nn.Dense(self.embedding_dim, name='embedding')(x)
+    out = dict(embedding=l2_normalize(z))
+    if self.num_classes:
+      out['logits'] = nn.Dense(self.num_classes, name='classifier')(z)
+    return out
+
+
+def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """(time, bins, channels) of the patches a training config produces."""
+  features = config.features
+  if features.kind == 'hcqt':
+    bins, channels = features.hcqt.n_bins, len(features.hcqt.harmonics)
+  else:
+    bins, channels = features.logmel.n_mels, 1
+  return (config.data.patch_frames, bins, channels)
+
+
+def create_model(config: ml_collections.ConfigDict, num_classes: int = 0,
+                 axis_name: Optional[str] = None) -> Encoder:
+  return Encoder(**config.model.to_dict(), num_classes=num_classes,
+                 axis_name=axis_name)

@@ -1,0 +1,459 @@
+r"""Trains a CV, SV or Sup encoder: config -> pmap train loop -> orbax checkpoints.
+
+  python -m cvrl.train --config=configs/cv.py[:paper|:demo] --workdir=runs/cv \
+      [--config.num_train_steps=N] [--config.data.root=DIR]
+
+One binary for one CPU, one GPU, or many accelerators across hosts (pass
+--distributed; see launch/). Restarting with the same --workdir resumes from
+its latest checkpoint. SIGTERM / Ctrl-C save a checkpoint before exiting. A
+NaN loss stops the run without overwriting the last good checkpoint.
+
+Workdir: config.json, checkpoints/<step>/ (model, optimiser, normalisation,
+input-pipeline position), metrics.jsonl, tensorboard/ (event files).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+import signal
+import sys
+import time
+from typing import Any, Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+import flax
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+
+from cvrl import losses
+from cvrl import models
+from cvrl.data import layout
+from cvrl.data import pipeline
+from cvrl.data import prepare as prepare_lib
+
+AXIS = 'batch'
+# A resumed run must agree with the checkpoint on these config sections.
+FIXED_SECTIONS = ('method', 'features', 'model', 'loss')
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+class TrainingError(RuntimeError):
+  """The run cannot go on (NaN loss, mismatched workdir); the message says why."""
+
+
+# ----------------------------------------------------------------------------
+# Pure pieces: optimiser, state, step.
+
+
+def create_optimizer(config: ml_collections.ConfigDict,
+                     num_steps: int) -> optax.GradientTransformation:
+  opt = config.optimizer
+  if opt.schedule == 'constant':
+    schedule = optax.constant_schedule(opt.learning_rate)
+    if opt.warmup_steps:
+      schedule = optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps)
+      schedule = optax.join_schedules(
+          [schedule, optax.constant_schedule(opt.learning_rate)],
+          [opt.warmup_steps])
+  elif opt.schedule == 'cosine':
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, opt.learning_rate, opt.warmup_steps, max(num_steps, 1))
+  else:
+    raise ValueError(f'config.optimizer.schedule={opt.schedule!r}: '
+                     "'constant' or 'cosine'")
+  if opt.name == 'adam':
+    return optax.adam(schedule)
+  if opt.name == 'adamw':
+    return optax.adamw(schedule, weight_decay=opt.weight_decay)
+  if opt.name == 'sgd':
+    return optax.sgd(schedule, momentum=0.9)
+  raise ValueError(f"config.optimizer.name={opt.name!r}: 'adam', 'adamw' or 'sgd'")
+
+
+def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
+                       model: models.Encoder) -> TrainState:
+  shape = (1,) + models.input_shape(config)
+  variables = model.init({'params': rng}, jnp.zeros(shape), train=False)
+  return TrainState.create(
+      apply_fn=model.apply, params=variables['params'],
+      batch_stats=variables['batch_stats'],
+      tx=create_optimizer(config, config.num_train_steps))
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
+               *, method: str, loss: str, margin: float, temperature: float):
+  """One optimiser step on this device's share of the batch (run under pmap).
+
+  Dropout keys come from (rng, step, device), so a resumed run draws the same
+  ones. Anchors, positives and negatives go through the encoder as one batch,
+  so BatchNorm normalises them together.
+  """
+  rng = jax.random.fold_in(jax.random.fold_in(rng, state.step),
+                           jax.lax.axis_index(AXIS))
+
+  def loss_fn(params):
+    variables = dict(params=params, batch_stats=state.batch_stats)
+    apply = functools.partial(state.apply_fn, variables, train=True,
+                              rngs=dict(dropout=rng), mutable=['batch_stats'])
+    metrics = {}
+    if method == 'sup':
+      out, updates = apply(batch['patch'])
+      value = losses.multilabel_bce(out['logits'], batch['labels'])
+      metrics['accuracy'] = jnp.mean(
+          (out['logits'] > 0) == (batch['labels'] > 0.5))
+    else:
+      roles = ['anchor', 'positive'] + (['negative'] if loss == 'triplet' else [])
+      out, updates = apply(jnp.concatenate([batch[r] for r in roles]))
+      embeddings = jnp.split(out['embedding'], len(roles))
+      if loss == 'triplet':
+        anchor, positive, negative = embeddings
+        value = losses.triplet_loss(anchor, positive, negative, margin)
+        d_pos = losses.squared_distance(anchor, positive)
+        d_neg = losses.squared_distance(anchor, negative)
+        metrics.update(d_pos=jnp.mean(d_pos), d_neg=jnp.mean(d_neg),
+                       active=jnp.mean(d_pos - d_neg + margin > 0))
+      else:
+        value = losses.nt_xent_loss(*embeddings, temperature, axis_name=AXIS)
+    return value, (updates, metrics)
+
+  (value, (updates, metrics)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  grads = jax.lax.pmean(grads, AXIS)
+  # BatchNorm already averages over the global batch (models.py), so the
+  # updated statistics are the same on every device.
+  state = state.apply_gradients(grads=grads,
+                                batch_stats=updates['batch_stats'])
+  metrics = jax.lax.pmean(dict(metrics, loss=value), AXIS)
+  return state, metrics
+
+
+def pmapped_train_step(config: ml_collections.ConfigDict):
+  step = functools.partial(
+      train_step, method=config.method, loss=config.loss.name,
+      margin=config.loss.margin, temperature=config.loss.temperature)
+  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
+
+
+def model_inputs(config: ml_collections.ConfigDict,
+                 batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The arrays of a pipeline batch that the step uses (not the bookkeeping)."""
+  if config.method == 'sup':
+    names = ('patch', 'labels')
+  elif config.loss.name == 'triplet':
+    names = ('anchor', 'positive', 'negative')
+  else:
+    names = ('anchor', 'positive')
+  # Copies: out of grain's shared memory, which XLA:CPU would otherwise alias
+  # (and keep alive past the iterator's close).
+  return {name: np.array(batch[name]) for name in names}
+
+
+# ----------------------------------------------------------------------------
+# Data, checkpoints, workdir.
+
+
+def ensure_data(config: ml_collections.ConfigDict,
+                progress: bool = True) -> prepare_lib.PreparedDataset:
+  """Builds the demo dataset if the config points at it and it is absent,
+  brings the feature caches up to date, and opens them."""
+  root = pathlib.Path(config.data.root) if config.data.root else None
+  cache_dir = config.data.cache_dir or None
+  if root is None:
+    raise layout.DatasetError('config.data.root is empty: set '
+                              '--config.data.root=DIR')
+  if jax.process_index() == 0:
+    if not root.exists():
+      if not config.data.demo:
+        raise layout.DatasetError(f'{root}: no such dataset folder '
+                                  '(config.data.root)')
+      from cvrl.data import demo  # pylint: disable=g-import-not-at-top
+      print(f'{root}: not there; building the demo dataset '
+            f'({config.data.demo_pieces} pieces x '
+            f'{config.data.demo_versions} versions)', flush=True)
+      demo.build_demo(root, config.data.demo_pieces,
+                      config.data.demo_versions, config.data.demo_max_seconds,
+                      seed=0, workers=os.cpu_count() or 1)
+    prepare_lib.prepare(root, config.features, cache_dir,
+                        workers=os.cpu_count() or 1, progress=progress)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('cvrl data prepared')
+  return prepare_lib.open_cache(root, config.features, cache_dir)
+
+
+def check_workdir_config(workdir: pathlib.Path,
+                         config: ml_collections.ConfigDict) -> None:
+  """Refuses to resume a workdir trained with another method/model/features."""
+  path = workdir / 'config.json'
+  if not path.exists():
+    return
+  saved = json.loads(path.read_text())
+  current = json.loads(config.to_json_best_effort())
+  for section in FIXED_SECTIONS:
+    if saved.get(section) != current.get(section):
+      raise TrainingError(
+          f'{path}: config.{section} differs from this run\'s '
+          f'({saved.get(section)!r} vs {current.get(section)!r}); use a new '
+          '--workdir or the same settings')
+
+
+def checkpoint_manager(workdir: pathlib.Path, keep: int) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      (workdir / 'checkpoints').absolute(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+
+def save_checkpoint(manager: ocp.CheckpointManager, state: TrainState,
+                    maker: pipeline.ExampleMaker, data_state: dict,
+                    meta: dict) -> None:
+  host_state = jax.device_get(flax.jax_utils.unreplicate(state))
+  step = int(host_state.step)
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(host_state),
+      normalisation=ocp.args.StandardSave(dict(mean=maker.mean, std=maker.std)),
+      pipeline=ocp.args.JsonSave(data_state),
+      meta=ocp.args.JsonSave(dict(meta, step=step))))
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, state: TrainState,
+                       step: int):
+  """-> (state, normalisation dict, pipeline state, meta) of checkpoint `step`."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract),
+      normalisation=ocp.args.StandardRestore(),
+      pipeline=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+  return (restored['state'], restored['normalisation'], restored['pipeline'],
+          restored['meta'])
+
+
+def open_pipeline(maker: pipeline.ExampleMaker,
+                  config: ml_collections.ConfigDict, start_step: int,
+                  saved: Optional[dict]):
+  """The input iterator positioned after `start_step`, and what to save with it.
+
+  A checkpoint's grain iterator state is restored when the pipeline is built
+  the same way (first step, worker count, batch size); otherwise (say, other
+  --config.data.workers) the stream is rebuilt from `start_step`, which
+  gives the same batches because examples depend only on their index.
+  """
+  recipe = dict(workers=config.data.workers, batch_size=config.batch_size)
+  resumable = saved is not None and all(
+      saved.get(k) == v for k, v in recipe.items())
+  first_step = saved['first_step'] if resumable else start_step
+  # One spare step at the end, never read: grain (0.2.18) leaves the shared
+  # memory of a multiprocess stream read to its very end behind at exit.
+  dataset = pipeline.create_dataset(maker, config, first_step,
+                                    config.num_train_steps + 1)
+  iterator = iter(dataset)
+  if resumable:
+    iterator.set_state(saved['grain'])
+  return iterator, dict(recipe, first_step=first_step)
+
+
+class StopSignal:
+  """SIGTERM (cluster preemption) or Ctrl-C: finish the step, save, exit."""
+
+  def __init__(self):
+    self.received: Optional[str] = None
+    self._previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      self._previous[sig] = signal.signal(sig, self._handle)
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signal.Signals(signum).name
+    signal.signal(signum, self._previous[signum])  # a second one kills
+
+  def restore(self):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+class MetricWriter:
+  """Console-free metric sink: metrics.jsonl and TensorBoard event files."""
+
+  def __init__(self, workdir: pathlib.Path, enabled: bool):
+    self.enabled = enabled
+    if enabled:
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+      self.jsonl = open(workdir / 'metrics.jsonl', 'a')
+      self.tensorboard = tensorboardX.SummaryWriter(str(workdir / 'tensorboard'))
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    self.jsonl.write(json.dumps(dict(step=step, **metrics)) + '\n')
+    self.jsonl.flush()
+    for name, value in metrics.items():
+      self.tensorboard.add_scalar(f'train/{name}', value, step)
+
+  def close(self) -> None:
+    if self.enabled:
+      self.jsonl.close()
+      self.tensorboard.close()
+
+
+# ----------------------------------------------------------------------------
+# The loop.
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
+                       progress: bool = True) -> TrainState:
+  """Trains until config.num_train_steps (or a stop signal); returns the state."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  check_workdir_config(workdir, config)
+  prepared = ensure_data(config, progress=progress)
+  classes = prepared.dataset.instrument_classes
+
+  model = models.create_model(
+      config, num_classes=len(classes) if config.method == 'sup' else 0,
+      axis_name=AXIS)
+  rng = jax.random.key(config.seed)
+  init_rng, step_rng = jax.random.split(rng)
+  state = create_train_state(init_rng, config, model)
+  maker = pipeline.example_maker(prepared, config)
+  if jax.process_index() == 0:
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+  meta = dict(method=config.method, classes=list(classes),
+              feature_key=prepared.cache.name,
+              input_shape=list(models.input_shape(config)))
+
+  manager = checkpoint_manager(workdir, config.keep_checkpoints)
+  data_state = None
+  latest = manager.latest_step()
+  if latest is not None:
+    state, normalisation, data_state, _ = restore_checkpoint(
+        manager, state, latest)
+    maker.mean = np.asarray(normalisation['mean'], np.float32)
+    maker.std = np.asarray(normalisation['std'], np.float32)
+    print(f'{workdir}: resuming from the checkpoint at step {latest}',
+          flush=True)
+  start_step = int(state.step)
+
+  iterator, pipeline_meta = open_pipeline(maker, config, start_step, data_state)
+  p_train_step = pmapped_train_step(config)
+  state = flax.jax_utils.replicate(state)
+  step_rngs = flax.jax_utils.replicate(step_rng)
+  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+  stop = StopSignal()
+  bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
+                  desc=f'train {config.method}', unit='step',
+                  disable=not progress or jax.process_index() != 0)
+  if start_step >= config.num_train_steps:
+    print(f'{workdir}: already trained to step {start_step} '
+          f'(config.num_train_steps={config.num_train_steps})', flush=True)
+  window_start, window_steps = time.time(), 0
+  sums: dict[str, float] = {}
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      batch = model_inputs(config, next(iterator))
+      state, metrics = p_train_step(state, batch, step_rngs)
+      metrics = {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
+      if not np.isfinite(metrics['loss']):
+        manager.wait_until_finished()
+        raise TrainingError(
+            f'loss is {metrics["loss"]} at step {step}; stopped without '
+            f'saving. Last good checkpoint: step {manager.latest_step()} in '
+            f'{workdir / "checkpoints"}. Lower --config.optimizer.'
+            'learning_rate or check the data.')
+      for k, v in metrics.items():
+        sums[k] = sums.get(k, 0.0) + v
+      window_steps += 1
+      bar.update()
+      if step % config.log_every == 0 or step == config.num_train_steps:
+        elapsed = time.time() - window_start
+        summary = {k: v / window_steps for k, v in sums.items()}
+        summary['steps_per_sec'] = window_steps / elapsed
+        summary['examples_per_sec'] = summary['steps_per_sec'] * config.batch_size
+        writer.write(step, summary)
+        bar.set_postfix(loss=f'{summary["loss"]:.4f}',
+                        steps_s=f'{summary["steps_per_sec"]:.2f}')
+        window_start, window_steps, sums = time.time(), 0, {}
+      if (step % config.checkpoint_every == 0 or stop.received
+          or step == config.num_train_steps):
+        save_checkpoint(manager, state, maker,
+                        dict(pipeline_meta, grain=iterator.get_state()), meta)
+      if stop.received:
+        manager.wait_until_finished()
+        print(f'{stop.received}: saved the checkpoint at step {step} in '
+              f'{workdir / "checkpoints"}; run again with the same --workdir '
+              'to resume', flush=True)
+        break
+  finally:
+    bar.close()
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    stop.restore()
+    iterator.close()
+  return flax.jax_utils.unreplicate(state)
+
+
+# ----------------------------------------------------------------------------
+# Binary.
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  flags.DEFINE_string('workdir', None, 'Where checkpoints and metrics go.')
+  config_flags.DEFINE_config_file(
+      'config', None, 'Training config: configs/{cv,sv,sup}.py[:paper|:demo].',
+      lock_config=True)
+  flags.DEFINE_bool('distributed', False,
+                    'Call jax.distributed.initialize() (multi-host; launch/).')
+  flags.DEFINE_string('coordinator', None,
+                      'host:port of process 0 (else auto-detected).')
+  flags.DEFINE_integer('num_processes', None, 'Processes in the run.')
+  flags.DEFINE_integer('process_id', None, 'This process\'s index.')
+  flags.mark_flags_as_required(['workdir', 'config'])
+
+
+def initialize_distributed() -> None:
+  # Collectives between CPU processes (tests, the local launcher) need gloo;
+  # the setting is ignored on GPU/TPU.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=FLAGS.coordinator,
+                             num_processes=FLAGS.num_processes,
+                             process_id=FLAGS.process_id)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS['verbosity'].present:  # orbax and grain log a lot at INFO
+    logging.set_verbosity(logging.WARNING)
+  if FLAGS.distributed:
+    initialize_distributed()
+  logging.warning('JAX process %d of %d, local devices: %s', jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  try:
+    state = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (layout.DatasetError, TrainingError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  if jax.process_index() == 0:
+    print(f'{FLAGS.workdir}: step {int(state.step)} of '
+          f'{FLAGS.config.num_train_steps}', flush=True)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

@@ -1,0 +1,81 @@
+"""The encoder: the published layer shapes, the variants, the error for small inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import cv
+from configs import sup
+from cvrl import models
+
+
+def layer_shapes(config, num_classes=0, batch=2):
+  model = models.create_model(config, num_classes)
+  x = jax.random.normal(jax.random.key(0),
+                        (batch,) + models.input_shape(config))
+  variables = model.init(jax.random.key(1), x)
+  out, state = model.apply(variables, x, capture_intermediates=True,
+                           mutable=['intermediates'])
+  shapes = {'/'.join(path): leaf.shape[1:] for path, leaf in
+            _flatten(state['intermediates'])
+            if path[-1] == '__call__' and hasattr(leaf, 'shape')}
+  return out, {k.removesuffix('/__call__'): v for k, v in shapes.items()}
+
+
+def _flatten(tree, prefix=()):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _flatten(value, prefix + (key,))
+    else:
+      yield prefix + (key,), value[0]
+
+
+def test_paper_network_layer_shapes():
+  config = cv.get_config('paper')
+  assert models.input_shape(config) == (201, 252, 5)
+  out, shapes = layer_shapes(config)
+  expected = {
+      'prefilter': (201, 252, 64),      # 15x15 same
+      'semitones': (201, 84, 64),       # 1x3 stride 3: 3 bins/semitone -> 1
+      'block0_conv0': (199, 82, 64), 'block0_conv1': (197, 80, 64),
+      'block1_conv0': (63, 24, 128), 'block1_conv1': (61, 22, 128),
+      'block2_conv0': (18, 5, 256), 'block2_conv1': (16, 3, 256),
+      'final': (1, 1, 512),             # 5x1 over time after the last pool
+      'dense0': (256,), 'dense1': (128,), 'embedding': (128,),
+  }
+  for name, shape in expected.items():
+    assert shapes[name] == shape, (name, shapes[name])
+  embedding = np.asarray(out['embedding'])
+  assert embedding.shape == (2, 128)
+  np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+  assert 'logits' not in out
+
+
+def test_paper_final_conv_is_5x1():
+  config = cv.get_config('paper')
+  model = models.create_model(config)
+  variables = jax.eval_shape(model.init, jax.random.key(0),
+                             jnp.zeros((1,) + models.input_shape(config)))
+  assert variables['params']['final']['Conv_0']['kernel'].shape == (5, 1, 256, 512)
+
+
+@pytest.mark.parametrize('variant', ['', 'demo', 'test'])
+def test_variants_build_and_normalise(variant):
+  config = cv.get_config(variant)
+  out, _ = layer_shapes(config)
+  assert out['embedding'].shape == (2, config.model.embedding_dim)
+  np.testing.assert_allclose(np.linalg.norm(out['embedding'], axis=1), 1.0,
+                             rtol=1e-5)
+
+
+def test_sup_head_gives_logits_per_class():
+  out, _ = layer_shapes(sup.get_config('test'), num_classes=7)
+  assert out['logits'].shape == (2, 7)
+
+
+def test_too_small_input_is_a_clear_error():
+  config = cv.get_config('test')
+  config.data.patch_frames = 9
+  with pytest.raises(ValueError, match='patch_frames'):
+    layer_shapes(config)

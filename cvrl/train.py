@@ -143,9 +143,19 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
 
 
 def pmapped_train_step(config: ml_collections.ConfigDict):
+  """train_step over the local devices: (replicated state, [devices, ...] batch).
+
+  pmap across devices. With one device (and one process) the same function
+  runs as jit(vmap) over the size-1 device axis instead, with identical
+  semantics (axis_index, pmean, all_gather): XLA:CPU runs a pmapped
+  computation on one thread, which made the demo step 3x slower on the
+  2-core CPU (benchmarks/train_throughput.py).
+  """
   step = functools.partial(
       train_step, method=config.method, loss=config.loss.name,
       margin=config.loss.margin, temperature=config.loss.temperature)
+  if jax.local_device_count() == 1 and jax.process_count() == 1:
+    return jax.jit(jax.vmap(step, axis_name=AXIS), donate_argnums=(0,))
   return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
 
 
@@ -256,10 +266,9 @@ def open_pipeline(maker: pipeline.ExampleMaker,
   resumable = saved is not None and all(
       saved.get(k) == v for k, v in recipe.items())
   first_step = saved['first_step'] if resumable else start_step
-  # One spare step at the end, never read: grain (0.2.18) leaves the shared
-  # memory of a multiprocess stream read to its very end behind at exit.
-  dataset = pipeline.create_dataset(maker, config, first_step,
-                                    config.num_train_steps + 1)
+  # Unbounded: grain (0.2.18) leaks the shared memory of a multiprocess
+  # stream whose workers reach its end (resource_tracker warnings at exit).
+  dataset = pipeline.create_dataset(maker, config, first_step, None)
   iterator = iter(dataset)
   if resumable:
     iterator.set_state(saved['grain'])
@@ -356,6 +365,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                   desc=f'train {config.method}', unit='step',
                   disable=not progress or jax.process_index() != 0)
+  print(f'{workdir}: training {config.method} from step {start_step} to '
+        f'{config.num_train_steps} on {jax.device_count()} device(s), '
+        f'{jax.process_count()} process(es)', flush=True)
   if start_step >= config.num_train_steps:
     print(f'{workdir}: already trained to step {start_step} '
           f'(config.num_train_steps={config.num_train_steps})', flush=True)

@@ -35,6 +35,7 @@ from cvrl.data import layout
 from cvrl.data import prepare as prepare_lib
 
 NEGATIVES = ('same_version', 'any_version', 'other_version', 'other_piece')
+UNBOUNDED_STEPS = 2**40  # a stream nobody reads to its end
 MAX_TRIES = 100  # anchors redrawn when a piece is too short for a negative
 
 
@@ -258,11 +259,11 @@ def device_batches(batch: dict[str, np.ndarray],
 
 
 def create_dataset(maker: ExampleMaker, config: ml_collections.ConfigDict,
-                   first_step: int, last_step: int,
+                   first_step: int, last_step: Optional[int],
                    process_index: Optional[int] = None,
                    process_count: Optional[int] = None,
                    local_devices: Optional[int] = None) -> grain.IterDataset:
-  """This process's batches of steps first_step+1 .. last_step.
+  """This process's batches of steps first_step+1 .. last_step (None: no end).
 
   Step s (counting from 1) holds global examples (s-1)*B .. s*B - 1;
   process p takes every P-th of them, starting at p.
@@ -276,6 +277,8 @@ def create_dataset(maker: ExampleMaker, config: ml_collections.ConfigDict,
         f'config.batch_size={batch_size} must divide evenly over '
         f'{process_count} processes x {local_devices} local devices')
   per_process = batch_size // process_count
+  if last_step is None:
+    last_step = UNBOUNDED_STEPS
   dataset = grain.MapDataset.range(first_step * batch_size,
                                     last_step * batch_size).map(maker)
   dataset = dataset[process_index::process_count].batch(per_process)

@@ -352,8 +352,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
         manager, state, latest)
     maker.mean = np.asarray(normalisation['mean'], np.float32)
     maker.std = np.asarray(normalisation['std'], np.float32)
-    print(f'{workdir}: resuming from the checkpoint at step {latest}',
-          flush=True)
+    if jax.process_index() == 0:
+      print(f'{workdir}: resuming from the checkpoint at step {latest}',
+            flush=True)
   start_step = int(state.step)
 
   iterator, pipeline_meta = open_pipeline(maker, config, start_step, data_state)
@@ -365,10 +366,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                   desc=f'train {config.method}', unit='step',
                   disable=not progress or jax.process_index() != 0)
-  print(f'{workdir}: training {config.method} from step {start_step} to '
-        f'{config.num_train_steps} on {jax.device_count()} device(s), '
-        f'{jax.process_count()} process(es)', flush=True)
-  if start_step >= config.num_train_steps:
+  if jax.process_index() == 0:
+    print(f'{workdir}: training {config.method} from step {start_step} to '
+          f'{config.num_train_steps} on {jax.device_count()} device(s), '
+          f'{jax.process_count()} process(es)', flush=True)
+  if start_step >= config.num_train_steps and jax.process_index() == 0:
     print(f'{workdir}: already trained to step {start_step} '
           f'(config.num_train_steps={config.num_train_steps})', flush=True)
   window_start, window_steps = time.time(), 0

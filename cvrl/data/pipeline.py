@@ -1,8 +1,8 @@
 """grain input pipeline: (seed, example index) -> aligned CV / SV / Sup examples.
 
 Example i of the run is a pure function of (seed, i), and step s holds the
-global examples s*B .. (s+1)*B - 1; each JAX process takes every P-th of
-them. So a resumed run, or one on a different number of hosts, sees exactly
+global examples s*B .. (s+1)*B - 1; each JAX process takes its contiguous
+block of them. So a resumed run, or one on a different number of hosts, sees exactly
 the same global batches as an uninterrupted one.
 
 Examples, as published (SEED_PROTOCOL.md, "Pretext task"):
@@ -266,7 +266,8 @@ def create_dataset(maker: ExampleMaker, config: ml_collections.ConfigDict,
   """This process's batches of steps first_step+1 .. last_step (None: no end).
 
   Step s (counting from 1) holds global examples (s-1)*B .. s*B - 1;
-  process p takes every P-th of them, starting at p.
+  process p takes the p-th contiguous block of B/P of them, so device d of
+  the whole job gets the same examples however devices split into processes.
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
@@ -279,9 +280,15 @@ def create_dataset(maker: ExampleMaker, config: ml_collections.ConfigDict,
   per_process = batch_size // process_count
   if last_step is None:
     last_step = UNBOUNDED_STEPS
-  dataset = grain.MapDataset.range(first_step * batch_size,
-                                    last_step * batch_size).map(maker)
-  dataset = dataset[process_index::process_count].batch(per_process)
+  first_index = process_index * per_process
+
+  def global_index(local_index: int) -> int:
+    step, offset = divmod(local_index, per_process)
+    return step * batch_size + first_index + offset
+
+  dataset = grain.MapDataset.range(first_step * per_process,
+                                   last_step * per_process)
+  dataset = dataset.map(global_index).map(maker).batch(per_process)
   dataset = dataset.map(lambda b: device_batches(b, local_devices))
   dataset = dataset.to_iter_dataset(grain.ReadOptions(
       num_threads=0 if config.data.workers else 2,

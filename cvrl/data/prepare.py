@@ -1,6 +1,7 @@
 r"""Validates a cross-version dataset and builds its feature and reference caches.
 
   python -m cvrl.data.prepare --data=DIR [--config=configs/features.py[:paper]]
+  python -m cvrl.data.prepare --config=configs/cv.py:demo   (the config's data.root)
       [--config.kind=hcqt] [--cache_dir=C] [--workers=N]
 
 Cache layout, under <cache_dir or DIR/cache>/<feature key>/:
@@ -394,7 +395,8 @@ def feature_section(config: ml_collections.ConfigDict):
 
 def define_flags():
   """Flags of the binary; defined only when it runs, so modules import freely."""
-  flags.DEFINE_string('data', None, 'Dataset folder (any supported layout).')
+  flags.DEFINE_string('data', None, 'Dataset folder (any supported layout); '
+                      'default: config.data.root of a training config.')
   flags.DEFINE_string('cache_dir', None, 'Where caches go (default DATA/cache).')
   flags.DEFINE_integer('workers', os.cpu_count() or 1,
                        'Processes computing features in parallel.')
@@ -406,17 +408,21 @@ def define_flags():
 
 def main(argv):
   del argv
-  if not FLAGS.data:
+  # A training config names its dataset; --data / --cache_dir win.
+  data_section = FLAGS.config.get('data', {})
+  data = FLAGS.data or data_section.get('root')
+  cache_dir = FLAGS.cache_dir or data_section.get('cache_dir') or None
+  if not data:
     raise app.UsageError('--data=DIR is required')
   config = feature_section(FLAGS.config)
   try:
-    root = prepare(FLAGS.data, config, FLAGS.cache_dir, FLAGS.workers)
+    root = prepare(data, config, cache_dir, FLAGS.workers)
   except layout.DatasetError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
-  prepared = open_cache(FLAGS.data, config, FLAGS.cache_dir)
+  prepared = open_cache(data, config, cache_dir)
   hours = sum(prepared.num_frames.values()) / prepared.frame_rate / 3600
-  print(f'{FLAGS.data}: {len(prepared.num_frames)} versions of '
+  print(f'{data}: {len(prepared.num_frames)} versions of '
         f'{len(prepared.dataset.pieces)} pieces, {hours:.2f} h; '
         f'cache {root}')
 

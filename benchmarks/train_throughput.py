@@ -74,8 +74,7 @@ def time_pipeline(variant: str, workers: int, augment: bool) -> float:
   config.augment.enabled = augment
   prepared = prepare.open_cache(FLAGS.data, config.features)
   maker = pipeline.example_maker(prepared, config)
-  total = FLAGS.batches + 5
-  iterator = iter(pipeline.create_dataset(maker, config, 0, total + 1))
+  iterator = iter(pipeline.create_dataset(maker, config, 0, None))
   for _ in range(5):  # start-up: worker processes, first memory maps
     next(iterator)
   start = time.perf_counter()

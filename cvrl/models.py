@@ -114,5 +114,8 @@ def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
 
 def create_model(config: ml_collections.ConfigDict, num_classes: int = 0,
                  axis_name: Optional[str] = None) -> Encoder:
-  return Encoder(**config.model.to_dict(), num_classes=num_classes,
-                 axis_name=axis_name)
+  # Tuples, also for configs read back from config.json (lists), so the
+  # module stays hashable (a static argument of jit).
+  fields = {k: tuple(v) if isinstance(v, list) else v
+            for k, v in config.model.to_dict().items()}
+  return Encoder(**fields, num_classes=num_classes, axis_name=axis_name)

@@ -9,7 +9,8 @@ its latest checkpoint. SIGTERM / Ctrl-C save a checkpoint before exiting. A
 NaN loss stops the run without overwriting the last good checkpoint.
 
 Workdir: config.json, checkpoints/<step>/ (model, optimiser, normalisation,
-input-pipeline position), metrics.jsonl, tensorboard/ (event files).
+input-pipeline position), metrics.jsonl, metrics.png (updated at every
+checkpoint), tensorboard/ (event files).
 """
 
 from __future__ import annotations
@@ -318,6 +319,31 @@ class MetricWriter:
       self.tensorboard.close()
 
 
+def plot_metrics(workdir: pathlib.Path) -> None:
+  """workdir/metrics.png: loss (and distances) against step, for a quick look."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  rows = [json.loads(line) for line in
+          (workdir / 'metrics.jsonl').read_text().splitlines()]
+  if not rows:
+    return
+  steps = [r['step'] for r in rows]
+  names = [n for n in ('loss', 'd_pos', 'd_neg', 'accuracy') if n in rows[-1]]
+  fig, axes = plt.subplots(1, len(names) + 1, figsize=(4 * (len(names) + 1), 3))
+  for ax, name in zip(axes, names):
+    ax.plot(steps, [r.get(name, np.nan) for r in rows])
+    ax.set_title(name)
+    ax.set_xlabel('step')
+  axes[-1].plot(steps, [r['steps_per_sec'] for r in rows])
+  axes[-1].set_title('steps/s')
+  axes[-1].set_xlabel('step')
+  fig.suptitle(str(workdir))
+  fig.tight_layout()
+  fig.savefig(workdir / 'metrics.png', dpi=80)
+  plt.close(fig)
+
+
 # ----------------------------------------------------------------------------
 # The loop.
 
@@ -404,6 +430,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
           or step == config.num_train_steps):
         save_checkpoint(manager, state, maker,
                         dict(pipeline_meta, grain=iterator.get_state()), meta)
+        if jax.process_index() == 0:
+          plot_metrics(workdir)
       if stop.received:
         manager.wait_until_finished()
         print(f'{stop.received}: saved the checkpoint at step {step} in '

@@ -27,3 +27,15 @@ def test_version_similarity_separates_corresponding_frames(cvrl_dataset):
   means = {r.split('|')[2].strip(): float(r.split('|')[4]) for r in rows[1:]}
   assert set(means) == {'corresponding', 'shifted by half the piece'}
   assert all(-1.0 <= m <= 1.0 for m in means.values())
+
+
+def test_train_throughput_reports_steps_and_pipeline(cvrl_dataset):
+  prepare.prepare(cvrl_dataset, audio.feature_config(), progress=False)
+  rows = run_script('train_throughput.py', f'--data={cvrl_dataset}',
+                    '--variants=demo', '--pipeline_variants=demo',
+                    '--workers=0', '--steps=1', '--batches=2')
+  step_rows = [r for r in rows if r.startswith('| cv:demo | 101x128x1')]
+  assert len(step_rows) == 1 and float(step_rows[0].split('|')[5]) > 0
+  pipeline_rows = [r for r in rows if r.split('|')[2].strip() in ('on', 'off')]
+  assert len(pipeline_rows) == 2
+  assert all(float(r.split('|')[4]) > 0 for r in pipeline_rows)

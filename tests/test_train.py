@@ -122,6 +122,7 @@ def test_checkpoint_holds_normalisation_pipeline_and_meta(data_root, tmp_path):
       prepared.dataset.instrument_classes)
   assert json.loads((tmp_path / 'config.json').read_text())['method'] == 'sup'
   assert list((tmp_path / 'tensorboard').iterdir())
+  assert (tmp_path / 'metrics.png').stat().st_size > 1000
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

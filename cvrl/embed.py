@@ -1,0 +1,205 @@
+r"""Frozen encoder -> one embedding per feature frame (or per `hop` frames).
+
+  python -m cvrl.embed --workdir=W [--split=test] [--hop=1]     # dataset versions, cached
+  python -m cvrl.embed --workdir=W --audio=file.wav --out=emb.npy [--hop=1]
+
+The original cuts one patch per frame on the host and runs batches of 8.
+Here a version's standardised features go to the device once, padded with
+silence by half a patch on each side, and a jit-compiled function slices
+`batch_size` patches out of them on the device (vmap of dynamic_slice) and
+runs the encoder on all of them at once, so the host only sends start
+indices. Batches have one fixed size (the last is padded), so it compiles
+once.
+
+Embeddings of dataset versions are cached per checkpoint step and hop in
+W/embeddings/step_<N>/hop_<H>/<piece>/<version>.npy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+import sys
+from typing import Any, Optional
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+
+from cvrl import audio as audio_lib
+from cvrl import augment
+from cvrl import models
+from cvrl import train
+from cvrl.data import layout
+from cvrl.data import prepare as prepare_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedEncoder:
+  """A checkpoint's encoder with what it needs to embed features."""
+  config: ml_collections.ConfigDict
+  model: models.Encoder
+  variables: Any  # {'params', 'batch_stats'}
+  mean: np.ndarray
+  std: np.ndarray
+  step: int
+  classes: tuple[str, ...]
+
+  @property
+  def patch_frames(self) -> int:
+    return self.config.data.patch_frames
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+  path = pathlib.Path(workdir) / 'config.json'
+  if not path.exists():
+    raise FileNotFoundError(f'{path}: not there; is {workdir} a cvrl.train '
+                            'workdir?')
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def load_encoder(workdir, step: Optional[int] = None) -> TrainedEncoder:
+  """The encoder of `workdir`'s latest (or given) checkpoint, ready to embed."""
+  workdir = pathlib.Path(workdir)
+  config = load_config(workdir)
+  manager = train.checkpoint_manager(workdir, config.keep_checkpoints)
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f'{workdir / "checkpoints"}: no checkpoint')
+  meta = manager.restore(step, args=ocp.args.Composite(
+      meta=ocp.args.JsonRestore()))['meta']
+  num_classes = len(meta['classes']) if config.method == 'sup' else 0
+  model = models.create_model(config, num_classes)
+  state = train.create_train_state(jax.random.key(0), config, model)
+  state, normalisation, _, _ = train.restore_checkpoint(manager, state, step)
+  manager.close()
+  return TrainedEncoder(
+      config=config, model=model,
+      variables=dict(params=state.params, batch_stats=state.batch_stats),
+      mean=np.asarray(normalisation['mean'], np.float32),
+      std=np.asarray(normalisation['std'], np.float32), step=int(step),
+      classes=tuple(meta['classes']))
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'patch_frames'))
+def _embed_batch(model, variables, padded, starts, patch_frames):
+  """[N] start frames -> [N, D] embeddings of the patches starting there."""
+  def cut(start):
+    return jax.lax.dynamic_slice_in_dim(padded, start, patch_frames, axis=0)
+  patches = jax.vmap(cut)(starts)
+  return model.apply(variables, patches, train=False)['embedding']
+
+
+def embed_features(encoder: TrainedEncoder, features: np.ndarray,
+                   hop: int = 1, batch_size: int = 256) -> np.ndarray:
+  """[frames, bins(, channels)] dB features -> [ceil(frames / hop), D] float32.
+
+  Row i embeds the patch centred on frame i * hop.
+  """
+  features = np.asarray(features, np.float32)
+  features = features.reshape(features.shape[:2] + (-1,))
+  mean = encoder.mean.reshape(features.shape[1:])
+  std = encoder.std.reshape(features.shape[1:])
+  half = encoder.patch_frames // 2
+  silence = np.full((half,) + features.shape[1:], augment.SILENCE_DB,
+                    np.float32)
+  padded = (np.concatenate([silence, features, silence]) - mean) / std
+  padded = jnp.asarray(padded)
+  starts = np.arange(0, features.shape[0], hop, dtype=np.int32)
+  out = []
+  for lo in range(0, len(starts), batch_size):
+    chunk = starts[lo:lo + batch_size]
+    batch = np.pad(chunk, (0, batch_size - len(chunk)), mode='edge')
+    embedding = _embed_batch(encoder.model, encoder.variables, padded,
+                             jnp.asarray(batch), encoder.patch_frames)
+    out.append(np.asarray(embedding)[:len(chunk)])
+  return np.concatenate(out) if out else np.zeros(
+      (0, encoder.config.model.embedding_dim), np.float32)
+
+
+def cache_path(workdir, encoder: TrainedEncoder, version: layout.Version,
+               hop: int) -> pathlib.Path:
+  return (pathlib.Path(workdir) / 'embeddings' / f'step_{encoder.step}' /
+          f'hop_{hop}' / version.piece / f'{version.name}.npy')
+
+
+def open_dataset(encoder: TrainedEncoder,
+                 data: Optional[str] = None) -> prepare_lib.PreparedDataset:
+  """The workdir's dataset (or `data`), with caches of the encoder's features."""
+  root = data or encoder.config.data.root
+  return prepare_lib.open_cache(root, encoder.config.features,
+                                encoder.config.data.cache_dir or None)
+
+
+def embed_split(workdir, encoder: TrainedEncoder,
+                prepared: prepare_lib.PreparedDataset, split: str,
+                hop: int = 1, progress: bool = True) -> dict[str, np.ndarray]:
+  """{version key: [frames / hop, D]} for every version of a split, cached."""
+  out = {}
+  versions = sorted({v.key: v for v, _ in prepare_lib.split_versions(
+      prepared.dataset, split)}.values(), key=lambda v: v.key)
+  for version in tqdm.tqdm(versions, desc=f'embed {split}', unit='version',
+                           disable=not progress):
+    path = cache_path(workdir, encoder, version, hop)
+    if path.exists():
+      out[version.key] = np.load(path)
+      continue
+    embedding = embed_features(encoder, prepared.features(version), hop)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_lib.write_atomic(path, lambda f, e=embedding: np.save(f, e))
+    out[version.key] = embedding
+  return out
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  flags.DEFINE_string('workdir', None, 'A cvrl.train workdir.')
+  flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
+  flags.DEFINE_string('audio', None, 'Embed this audio file instead.')
+  flags.DEFINE_string('out', None, 'With --audio: where the .npy goes.')
+  flags.DEFINE_string('split', 'test', 'Dataset split to embed.')
+  flags.DEFINE_integer('hop', 1, 'One embedding every `hop` feature frames.')
+  flags.DEFINE_string('data', None, 'Dataset (default: the config\'s).')
+  flags.mark_flag_as_required('workdir')
+
+
+def main(argv):
+  del argv
+  try:
+    encoder = load_encoder(FLAGS.workdir, FLAGS.step)
+    rate = audio_lib.frame_rate(encoder.config.features)
+    if FLAGS.audio:
+      if not FLAGS.out:
+        raise app.UsageError('--audio needs --out=emb.npy')
+      waveform = audio_lib.load_audio(FLAGS.audio,
+                                      encoder.config.features.sample_rate)
+      features = audio_lib.compute_features(waveform, encoder.config.features)
+      embedding = embed_features(encoder, features, FLAGS.hop)
+      np.save(FLAGS.out, embedding)
+      print(f'{FLAGS.out}: {embedding.shape[0]} embeddings x '
+            f'{embedding.shape[1]} at {rate / FLAGS.hop:.2f} per second')
+      return
+    prepared = open_dataset(encoder, FLAGS.data)
+    embeddings = embed_split(FLAGS.workdir, encoder, prepared, FLAGS.split,
+                             FLAGS.hop)
+    frames = sum(len(e) for e in embeddings.values())
+    print(f'{FLAGS.workdir}: {len(embeddings)} {FLAGS.split} versions, '
+          f'{frames} embeddings in '
+          f'{cache_path(FLAGS.workdir, encoder, prepared.dataset.versions()[0], FLAGS.hop).parents[1]}')
+  except (FileNotFoundError, layout.DatasetError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

@@ -298,11 +298,16 @@ class StopSignal:
 class MetricWriter:
   """Console-free metric sink: metrics.jsonl and TensorBoard event files."""
 
-  def __init__(self, workdir: pathlib.Path, enabled: bool):
+  def __init__(self, workdir: pathlib.Path, enabled: bool, start_step: int):
     self.enabled = enabled
     if enabled:
       import tensorboardX  # pylint: disable=g-import-not-at-top
-      self.jsonl = open(workdir / 'metrics.jsonl', 'a')
+      path = workdir / 'metrics.jsonl'
+      if path.exists():  # drop steps after the checkpoint we resume from
+        kept = [line for line in path.read_text().splitlines()
+                if json.loads(line)['step'] <= start_step]
+        path.write_text(''.join(line + '\n' for line in kept))
+      self.jsonl = open(path, 'a')
       self.tensorboard = tensorboardX.SummaryWriter(str(workdir / 'tensorboard'))
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
@@ -387,7 +392,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   p_train_step = pmapped_train_step(config)
   state = flax.jax_utils.replicate(state)
   step_rngs = flax.jax_utils.replicate(step_rng)
-  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+  writer = MetricWriter(workdir, jax.process_index() == 0, start_step)
   stop = StopSignal()
   bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                   desc=f'train {config.method}', unit='step',

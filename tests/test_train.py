@@ -93,6 +93,8 @@ def test_resume_gives_the_same_parameters_as_one_run(data_root, tmp_path):
       progress=False)
   train.train_and_evaluate(make_config('cv', data_root, num_train_steps=3),
                            tmp_path / 'parts', progress=False)
+  with open(tmp_path / 'parts' / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 4, "loss": 9.9}\n')  # a crashed run logged past step 3
   resumed = train.train_and_evaluate(
       make_config('cv', data_root, num_train_steps=6), tmp_path / 'parts',
       progress=False)
@@ -141,6 +143,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                              tmp_path / 'w', progress=False)
   manager = train.checkpoint_manager(tmp_path / 'w', 3)
   assert manager.all_steps() == [2]
+  logged = [json.loads(line)['step'] for line in
+            (tmp_path / 'w' / 'metrics.jsonl').read_text().splitlines()]
+  assert logged == [1, 2]
   assert np.all(np.isfinite(jax.tree.leaves(
       manager.restore(2)['state']['params'])[0]))
   manager.close()

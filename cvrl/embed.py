@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -174,6 +175,8 @@ def define_flags():
 
 def main(argv):
   del argv
+  if not FLAGS['verbosity'].present:  # orbax logs every restore at INFO
+    logging.set_verbosity(logging.WARNING)
   try:
     encoder = load_encoder(FLAGS.workdir, FLAGS.step)
     rate = audio_lib.frame_rate(encoder.config.features)

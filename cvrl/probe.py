@@ -34,6 +34,7 @@ from typing import Optional
 
 from absl import app
 from absl import flags
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ from cvrl.data import layout
 from cvrl.data import prepare as prepare_lib
 
 TARGETS = ('instruments', 'pitch_classes')
-REPRESENTATIONS = ('embedding', 'mfcc', 'chroma')
+REPRESENTATIONS = ('embedding', 'input', 'mfcc', 'chroma')
 PITCH_CLASSES = ('C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B')
 
 
@@ -331,7 +332,8 @@ def define_flags():
                       'any output folder (mfcc, chroma).')
   flags.DEFINE_enum('target', 'instruments', TARGETS, 'What to probe for.')
   flags.DEFINE_enum('representation', 'embedding', REPRESENTATIONS,
-                    'Frozen features to probe.')
+                    'Frozen features to probe: a trained embedding, the '
+                    'input features themselves, or a librosa baseline.')
   flags.DEFINE_integer('seeds', 3, 'Probe seeds (results: mean +- std).')
   flags.DEFINE_integer('hop', 1, 'Use every `hop`-th frame (1: all, as '
                        'published).')
@@ -362,6 +364,13 @@ def features_for(representation: str, workdir: pathlib.Path,
     features_config = ml_collections.ConfigDict(saved['features'])
     data = data or saved['data']['root']
   prepared = prepare_lib.open_cache(data or 'demo_data', features_config)
+  if representation == 'input':  # the features the encoders see, standardised
+    mean, std = prepared.mean.reshape(-1), prepared.std.reshape(-1)
+
+    def input_of(version):
+      features = np.asarray(prepared.features(version), np.float32)[::hop]
+      return (features.reshape(len(features), -1) - mean) / std
+    return prepared, input_of
   folder = workdir / 'baselines' / representation
 
   def features_of(version):
@@ -378,6 +387,8 @@ def features_for(representation: str, workdir: pathlib.Path,
 
 def main(argv):
   del argv
+  if not FLAGS['verbosity'].present:  # orbax logs every restore at INFO
+    logging.set_verbosity(logging.WARNING)
   workdir = pathlib.Path(FLAGS.workdir)
   try:
     prepared, features_of = features_for(FLAGS.representation, workdir,

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
+from absl import logging
 import mir_eval
 import numpy as np
 from scipy import signal
@@ -279,7 +280,8 @@ def define_flags():
   flags.DEFINE_string('workdir', None, 'A cvrl.train workdir (embedding) or '
                       'any output folder (mfcc, chroma).')
   flags.DEFINE_enum('representation', 'embedding',
-                    ('embedding', 'mfcc', 'chroma'), 'Features to evaluate.')
+                    ('embedding', 'input', 'mfcc', 'chroma'),
+                    'Features to evaluate.')
   flags.DEFINE_string('kernel_seconds', '1:60',
                       'Kernel sizes in seconds: "a:b" (every second) or a,b,c.')
   flags.DEFINE_integer('hop', 1, 'Embed every `hop`-th frame.')
@@ -298,6 +300,8 @@ def parse_sizes(text: str) -> list[float]:
 
 def main(argv):
   del argv
+  if not FLAGS['verbosity'].present:  # orbax logs every restore at INFO
+    logging.set_verbosity(logging.WARNING)
   from cvrl import probe  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(FLAGS.workdir)
   try:

@@ -3,8 +3,8 @@ r"""The SV / CV / Sup results table on the demo dataset, in one command.
   .venv/bin/python launch/table.py [--out=runs/table] [--variant=demo] [--seeds=3] [--hop=4]
 
 Trains SV, CV and Sup with configs/{sv,cv,sup}.py:<variant>; probes the
-three embeddings and the MFCC and chroma baselines for instruments and pitch
-classes (published and strong probe, `--seeds` seeds each); runs the SSM
+three embeddings, the MFCC and chroma baselines and the log-mel input frames
+themselves for instruments and pitch classes (published and strong probe, `--seeds` seeds each); runs the SSM
 boundary evaluation of all five; writes OUT/table.md, OUT/table.json and
 OUT/ssm-f.png (F against kernel size, every representation, vs Ref_I and
 Ref_H). Every step is a run of the public binaries (cvrl.train, cvrl.probe,
@@ -44,6 +44,7 @@ def rows(out: pathlib.Path):
   for baseline in BASELINES:
     yield baseline.upper() if baseline == 'mfcc' else 'Chroma', \
         out / 'baselines', baseline
+  yield 'Log-mel input', out / 'baselines', 'input'
 
 
 def fmt(summary: dict, metric: str) -> str:
@@ -54,7 +55,8 @@ def fmt(summary: dict, metric: str) -> str:
 def build_table(out: pathlib.Path, args, seconds: float) -> str:
   lines = [f'Demo dataset, configs `:{args.variant}`, probes with '
            f'{args.seeds} seeds (mean ± std), frames every {args.hop}; '
-           f'{seconds / 60:.0f} min on this machine.', '']
+           f'{seconds / 60:.0f} min of wall time on this machine (all '
+           'invocations).', '']
   results = {}
   for probe_name in ('published', 'strong'):
     for target in TARGETS:
@@ -127,7 +129,12 @@ def main() -> int:
     if not (workdir / 'ssm' / f'{representation}.json').exists():
       run('-m', 'cvrl.ssm', f'--workdir={workdir}',
           f'--representation={representation}', f'--hop={args.hop}', *extra)
-  table = build_table(out, args, time.time() - start)
+  # Wall time summed over invocations (an interrupted table resumes).
+  clock = out / 'seconds.json'
+  total = json.loads(clock.read_text()) if clock.exists() else 0.0
+  total += time.time() - start
+  clock.write_text(json.dumps(total))
+  table = build_table(out, args, total)
   (out / 'table.md').write_text(table)
   print(table)
   print(f'wrote {out / "table.md"}, table.json, ssm-f.png')

@@ -55,7 +55,7 @@ def test_embed_binary_on_an_audio_file(workdir, tmp_path):
 
 @pytest.mark.parametrize('representation,target', [
     ('embedding', 'instruments'), ('embedding', 'pitch_classes'),
-    ('mfcc', 'instruments')])
+    ('mfcc', 'instruments'), ('input', 'pitch_classes')])
 def test_probe_binary_writes_json_markdown_png(workdir, representation,
                                                target):
   result = conftest.run_python(
@@ -92,3 +92,22 @@ def test_probe_without_checkpoint_is_a_clear_error(tmp_path):
   result = conftest.run_python('-m', 'cvrl.probe', f'--workdir={tmp_path}')
   assert result.returncode == 1
   assert 'no checkpoint' in result.stderr
+
+
+def test_benchmark_scripts_on_a_trained_workdir(workdir):
+  """embed_throughput.py and cross_version_retrieval.py, quoted in the README."""
+  result = conftest.run_python(
+      str(conftest.ROOT / 'benchmarks' / 'embed_throughput.py'),
+      f'--workdir={workdir}', '--seconds=2', '--batch_sizes=16')
+  assert result.returncode == 0, result.stderr
+  rows = [r for r in result.stdout.splitlines() if r.startswith('| ')]
+  assert [r.split('|')[1].strip() for r in rows[1:]] == [
+      'original (host patches)', 'cvrl.embed (device slices)']
+  result = conftest.run_python(
+      str(conftest.ROOT / 'benchmarks' / 'cross_version_retrieval.py'),
+      f'--workdirs={workdir}', '--hop=4')
+  assert result.returncode == 0, result.stderr
+  rows = [r.split('|') for r in result.stdout.splitlines()
+          if r.startswith('| ') and not r.startswith('| features')]
+  assert len(rows) == 2  # the workdir, the input features
+  assert all(0 <= float(row[2]) <= 1 for row in rows)

@@ -26,7 +26,7 @@ import json
 import pathlib
 import sys
 import warnings
-from typing import Optional, Sequence
+from typing import Sequence
 
 from absl import app
 from absl import flags

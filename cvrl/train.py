@@ -413,11 +413,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
       metrics = {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
       if not np.isfinite(metrics['loss']):
         manager.wait_until_finished()
+        last = manager.latest_step()
+        kept = (f'Last good checkpoint: step {last} in '
+                f'{workdir / "checkpoints"}' if last is not None
+                else 'No checkpoint was saved before it')
         raise TrainingError(
             f'loss is {metrics["loss"]} at step {step}; stopped without '
-            f'saving. Last good checkpoint: step {manager.latest_step()} in '
-            f'{workdir / "checkpoints"}. Lower --config.optimizer.'
-            'learning_rate or check the data.')
+            f'saving. {kept}. Lower --config.optimizer.learning_rate or '
+            'check the data.')
       for k, v in metrics.items():
         sums[k] = sums.get(k, 0.0) + v
       window_steps += 1

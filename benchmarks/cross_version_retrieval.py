@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pathlib
 import sys
 
 from absl import app
@@ -25,6 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 from cvrl import embed  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl import probe  # noqa: E402
 from cvrl.data import alignment  # noqa: E402
 from cvrl.data import prepare  # noqa: E402
 
@@ -76,9 +78,8 @@ def main(argv):
     r1, r3, median, n = retrieval(prepared, lambda v: cached[v.key], FLAGS.hop)
     print(f'| {workdir} | {r1:.3f} | {r3:.3f} | {median:.1f} | {n} |',
           flush=True)
-  standardised = lambda v: (np.asarray(prepared.features(v), np.float32)[
-      ::FLAGS.hop].reshape(-(-prepared.num_frames[v.key] // FLAGS.hop), -1)
-                            - prepared.mean.reshape(-1)) / prepared.std.reshape(-1)
+  _, standardised = probe.features_for('input', pathlib.Path(FLAGS.workdirs[0]),
+                                       None, None, FLAGS.hop)
   r1, r3, median, n = retrieval(prepared, standardised, FLAGS.hop)
   print(f'| input features (standardised) | {r1:.3f} | {r3:.3f} | '
         f'{median:.1f} | {n} |')

@@ -201,23 +201,22 @@ def baseline_features(kind: str, path: pathlib.Path, config,
 
 
 def split_frames(prepared: prepare_lib.PreparedDataset, split: str,
-                 features_of, target: str, hop: int = 1,
-                 pieces: Optional[set] = None):
-  """(features [N, D], labels [N, C]) of a split's annotated frames.
+                 features_of, target: str, hop: int = 1):
+  """(features [N, D], labels [N, C], piece of each row [N]) of a split.
 
-  `features_of(version)` gives [frames / hop, D] rows for frames 0, hop, ...
+  Only annotated frames inside the split's segments; `features_of(version)`
+  gives [frames / hop, D] rows for frames 0, hop, 2 * hop, ...
   """
-  xs, ys = [], []
+  xs, ys, pieces = [], [], []
   for version, segment in prepare_lib.split_versions(prepared.dataset, split):
-    if pieces is not None and version.piece not in pieces:
-      continue
     refs = prepared.references(version)
     frames = np.arange(0, len(refs.measures), hop)
     keep = prepare_lib.split_frame_mask(segment, refs.measures)[frames]
-    features = features_of(version)
-    xs.append(features[:len(frames)][keep])
+    xs.append(features_of(version)[:len(frames)][keep])
     ys.append(getattr(refs, target)[frames][keep])
-  return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
+    pieces.append(np.full(int(keep.sum()), version.piece))
+  return (np.concatenate(xs), np.concatenate(ys).astype(np.float32),
+          np.concatenate(pieces))
 
 
 def validation_pieces(prepared: prepare_lib.PreparedDataset) -> set:
@@ -236,14 +235,13 @@ def run_probe(features_of, prepared: prepare_lib.PreparedDataset,
   """Trains and tests every probe setting with every seed; returns a report."""
   classes = (list(prepared.dataset.instrument_classes)
              if target == 'instruments' else list(PITCH_CLASSES))
-  x_train, y_train = split_frames(prepared, 'train', features_of, target, hop)
-  x_test, y_test = split_frames(prepared, 'test', features_of, target, hop)
-  val_pieces = validation_pieces(prepared)
-  train_pieces = {s.piece for s in prepared.dataset.splits['train']} - val_pieces
-  x_fit, y_fit = split_frames(prepared, 'train', features_of, target, hop,
-                              pieces=train_pieces or None)
-  x_val, y_val = (split_frames(prepared, 'train', features_of, target, hop,
-                               pieces=val_pieces) if val_pieces else (None, None))
+  x_train, y_train, train_pieces = split_frames(prepared, 'train',
+                                                features_of, target, hop)
+  x_test, y_test, _ = split_frames(prepared, 'test', features_of, target, hop)
+  held_out = np.isin(train_pieces, list(validation_pieces(prepared)))
+  x_fit, y_fit = x_train[~held_out], y_train[~held_out]
+  x_val, y_val = ((x_train[held_out], y_train[held_out]) if held_out.any()
+                  else (None, None))
   report = dict(target=target, classes=classes, hop=hop,
                 train_frames=len(x_train), test_frames=len(x_test), probes={})
   for setting in settings:

@@ -133,7 +133,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   train.train_and_evaluate(config, tmp_path / 'w', progress=False)
   prepared = prepare.open_cache(root, config.features)
   for version in prepared.dataset.versions():  # poison the cached features
-    features = np.load(prepare._paths(prepared.cache, version)[0],
+    features = np.load(prepare.cache_paths(prepared.cache, version)[0],
                        mmap_mode='r+')
     features[:] = np.nan
     features.flush()

@@ -68,7 +68,7 @@ def split_segments(prepared: prepare_lib.PreparedDataset,
   by_segment: dict[int, list] = {}
   segments = list(prepared.dataset.splits[split])
   for version, segment in prepare_lib.split_versions(prepared.dataset, split):
-    features_path, _, refs_path = prepare_lib._paths(prepared.cache, version)
+    features_path, _, refs_path = prepare_lib.cache_paths(prepared.cache, version)
     time_map = prepared.time_map(version)
     by_segment.setdefault(segments.index(segment), []).append(VersionEntry(
         key=version.key, features_path=str(features_path),

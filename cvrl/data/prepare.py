@@ -130,7 +130,8 @@ def cache_root(dataset_root, config: ml_collections.ConfigDict,
   return base / audio_lib.feature_key(config)
 
 
-def _paths(root: pathlib.Path, version: layout.Version):
+def cache_paths(root: pathlib.Path, version: layout.Version):
+  """(features .npy, manifest .json, references .refs.npz) of a version."""
   folder = root / version.piece
   return (folder / f'{version.name}.npy', folder / f'{version.name}.json',
           folder / f'{version.name}.refs.npz')
@@ -142,7 +143,7 @@ def _features_fresh(root, info: layout.VersionInfo, config) -> bool:
   Features found fresh by content after a copy get the new mtime recorded,
   so later checks are cheap again.
   """
-  features_path, manifest_path, _ = _paths(root, info.version)
+  features_path, manifest_path, _ = cache_paths(root, info.version)
   if not (features_path.exists() and manifest_path.exists()):
     return False
   try:
@@ -175,7 +176,7 @@ def _references_fresh(path: pathlib.Path, digest: str, num_frames: int) -> bool:
 def build_features(info: layout.VersionInfo, config: ml_collections.ConfigDict,
                    root: pathlib.Path) -> int:
   """Computes and writes one version's features; returns its frame count."""
-  features_path, manifest_path, _ = _paths(root, info.version)
+  features_path, manifest_path, _ = cache_paths(root, info.version)
   try:
     waveform = audio_lib.load_audio(info.version.audio_path,
                                     config.sample_rate)
@@ -238,7 +239,7 @@ def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
   total = total_sq = None
   count = 0
   for version, segment in split_versions(dataset, split):
-    features_path, _, refs_path = _paths(root, version)
+    features_path, _, refs_path = cache_paths(root, version)
     features = np.load(features_path, mmap_mode='r')
     with np.load(refs_path) as refs:
       mask = split_frame_mask(segment, refs['measures'])
@@ -303,7 +304,7 @@ def prepare(data_dir, config: ml_collections.ConfigDict,
                splits=splits_digest(dataset), versions={})
   for key, info in tqdm.tqdm(infos.items(), desc='references', unit='version',
                              disable=not progress):
-    features_path, manifest_path, refs_path = _paths(root, info.version)
+    features_path, manifest_path, refs_path = cache_paths(root, info.version)
     num_frames = np.load(features_path, mmap_mode='r').shape[0]
     digest = annotation_digest(dataset, info.version)
     if not _references_fresh(refs_path, digest, num_frames):
@@ -335,14 +336,14 @@ class PreparedDataset:
 
   def features(self, version: layout.Version) -> np.ndarray:
     """[frames, *feature_shape] memory-mapped, un-normalised features."""
-    return np.load(_paths(self.cache, version)[0], mmap_mode='r')
+    return np.load(cache_paths(self.cache, version)[0], mmap_mode='r')
 
   def time_map(self, version: layout.Version) -> alignment.TimeMap:
     """The version's seconds <-> measure map (its CSV was checked on open)."""
     return layout.read_measures(version.measures_path)
 
   def references(self, version: layout.Version) -> annotations.References:
-    with np.load(_paths(self.cache, version)[2]) as npz:
+    with np.load(cache_paths(self.cache, version)[2]) as npz:
       return annotations.References(npz['measures'], npz['instruments'],
                                     npz['pitch_classes'])
 

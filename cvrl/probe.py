@@ -325,20 +325,25 @@ def plot(report: dict, title: str, path: pathlib.Path) -> None:
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_representation_flags():
+  """Which frozen features to read (shared with cvrl.ssm)."""
   flags.DEFINE_string('workdir', None, 'A cvrl.train workdir (embedding) or '
-                      'any output folder (mfcc, chroma).')
-  flags.DEFINE_enum('target', 'instruments', TARGETS, 'What to probe for.')
+                      'any output folder (input, mfcc, chroma).')
   flags.DEFINE_enum('representation', 'embedding', REPRESENTATIONS,
-                    'Frozen features to probe: a trained embedding, the '
-                    'input features themselves, or a librosa baseline.')
-  flags.DEFINE_integer('seeds', 3, 'Probe seeds (results: mean +- std).')
+                    'Frozen features: a trained embedding, the input '
+                    'features themselves, or a librosa baseline.')
   flags.DEFINE_integer('hop', 1, 'Use every `hop`-th frame (1: all, as '
                        'published).')
   flags.DEFINE_string('data', None, 'Dataset (default: the workdir config\'s '
                       'data.root, else demo_data).')
   flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
   flags.mark_flag_as_required('workdir')
+
+
+def define_flags():
+  define_representation_flags()
+  flags.DEFINE_enum('target', 'instruments', TARGETS, 'What to probe for.')
+  flags.DEFINE_integer('seeds', 3, 'Probe seeds (results: mean +- std).')
 
 
 def features_for(representation: str, workdir: pathlib.Path,

@@ -277,18 +277,11 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  flags.DEFINE_string('workdir', None, 'A cvrl.train workdir (embedding) or '
-                      'any output folder (mfcc, chroma).')
-  flags.DEFINE_enum('representation', 'embedding',
-                    ('embedding', 'input', 'mfcc', 'chroma'),
-                    'Features to evaluate.')
+  from cvrl import probe  # pylint: disable=g-import-not-at-top
+  probe.define_representation_flags()
   flags.DEFINE_string('kernel_seconds', '1:60',
                       'Kernel sizes in seconds: "a:b" (every second) or a,b,c.')
-  flags.DEFINE_integer('hop', 1, 'Embed every `hop`-th frame.')
   flags.DEFINE_integer('plots', 3, 'Test versions to draw SSM PNGs of.')
-  flags.DEFINE_string('data', None, 'Dataset (default: the workdir config\'s).')
-  flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
-  flags.mark_flag_as_required('workdir')
 
 
 def parse_sizes(text: str) -> list[float]:

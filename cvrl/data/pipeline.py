@@ -23,6 +23,7 @@ cache, and batched as [local_devices, per_device_batch, ...].
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Optional
 
 import grain
@@ -36,7 +37,11 @@ from cvrl.data import prepare as prepare_lib
 
 NEGATIVES = ('same_version', 'any_version', 'other_version', 'other_piece')
 UNBOUNDED_STEPS = 2**40  # a stream nobody reads to its end
-MAX_TRIES = 100  # anchors redrawn when a piece is too short for a negative
+MAX_TRIES = 100
+# grain's reader threads open memory maps lazily; np.load parses .npy headers
+# with ast, which CPython 3.11 does not allow from several threads at once
+# ("AST constructor recursion depth mismatch"). One open at a time.
+_OPEN_LOCK = threading.Lock()  # anchors redrawn when a piece is too short for a negative
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,12 +137,14 @@ class ExampleMaker:
 
   def features(self, version: VersionEntry) -> np.ndarray:
     if version.key not in self._features:
-      self._features[version.key] = np.load(version.features_path, mmap_mode='r')
+      with _OPEN_LOCK:
+        self._features[version.key] = np.load(version.features_path,
+                                              mmap_mode='r')
     return self._features[version.key]
 
   def instruments(self, version: VersionEntry) -> np.ndarray:
     if version.key not in self._instruments:
-      with np.load(version.refs_path) as refs:
+      with _OPEN_LOCK, np.load(version.refs_path) as refs:
         self._instruments[version.key] = refs['instruments']
     return self._instruments[version.key]
 

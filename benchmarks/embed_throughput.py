@@ -1,15 +1,23 @@
 r"""Embeddings per second: cvrl.embed against the original's way of doing it.
 
-  .venv/bin/python benchmarks/embed_throughput.py --workdir=runs/cv_demo [--seconds=60]
+  .venv/bin/python benchmarks/embed_throughput.py \
+      [--encoders=runs/cv_demo,configs/cv.py:paper] [--seconds=60] \
+      [--plot=docs/embed_throughput.png]
 
-cvrl.embed: features on the device once, patches sliced there, batches of
-256. The original: one patch per frame cut on the host, batches of 8. Both
-with the same trained encoder on the first test version's first `seconds`.
-Prints a Markdown table for the README.
+Each encoder is a trained workdir (embeds the first test version's first
+`seconds`) or a config spec `file.py:variant` (random weights and random
+features of its input shape: speed doesn't depend on either). Three ways,
+one embedding per frame:
+  original      one patch per frame cut on the host, whole network, batches of 8
+  patches       cvrl.embed method='patches': sliced on the device, batches of 256
+  dense         cvrl.embed method='dense' (cvrl/sliding.py), windows of 512
+All three must agree (checked); prints a Markdown table for the README and
+draws the bar chart.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -18,22 +26,33 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 from cvrl import augment  # noqa: E402  pylint: disable=g-import-not-at-top
 from cvrl import embed  # noqa: E402
+from cvrl import models  # noqa: E402
 from cvrl.data import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', 'runs/cv_demo', 'A trained cvrl.train workdir.')
-flags.DEFINE_float('seconds', 60.0, 'Audio to embed, seconds.')
-flags.DEFINE_list('batch_sizes', ['64', '256', '1024'], 'cvrl.embed batches.')
+flags.DEFINE_list('encoders', ['runs/cv_demo'],
+                  'Trained workdirs and/or config specs (configs/cv.py:paper).')
+flags.DEFINE_float('seconds', 60.0, 'Audio to embed per encoder, seconds.')
+flags.DEFINE_string('plot', None, 'Write the bar chart here (PNG).')
+
+FRAME_RATE = 22050 / 512
 
 
 def original_way(encoder, features, batch_size=8):
-  """One host-cut patch per frame, `batch_size` patches per call."""
+  """One host-cut patch per frame, `batch_size` patches per call.
+
+  Re-implemented on purpose: this is the baseline being measured.
+  """
   half = encoder.patch_frames // 2
   x = np.asarray(features, np.float32).reshape(features.shape[:2] + (-1,))
   mean = encoder.mean.reshape(x.shape[1:])
@@ -56,26 +75,67 @@ def timed(fn):
   return result, time.perf_counter() - start
 
 
-def main(argv):
-  del argv
-  encoder = embed.load_encoder(FLAGS.workdir)
+def load(spec: str):
+  """-> (name, encoder, [frames, bins(, channels)] dB features)."""
+  if '.py' in spec:
+    path, _, variant = spec.partition(':')
+    module = importlib.import_module(path.removesuffix('.py').replace('/', '.'))
+    config = module.get_config(variant) if variant else module.get_config()
+    encoder = embed.untrained_encoder(config)
+    frames = int(FLAGS.seconds * FRAME_RATE)
+    shape = models.input_shape(config)[1:]
+    features = np.random.RandomState(0).uniform(-80, 0, (frames,) + shape)
+    return f'{spec} (untrained)', encoder, features.astype(np.float32)
+  encoder = embed.load_encoder(spec)
   prepared = embed.open_dataset(encoder)
   version, _ = next(prepare.split_versions(prepared.dataset, 'test'))
   frames = int(FLAGS.seconds * prepared.frame_rate)
-  features = np.asarray(prepared.features(version)[:frames])
-  print(f'{FLAGS.workdir} (step {encoder.step}), {version.key}, {frames} '
-        f'frames, {jax.local_device_count()} x {jax.devices()[0].device_kind}\n')
-  print('| method | batch | embeddings/s | x real time |')
-  print('|---|---|---|---|')
-  reference, seconds = timed(lambda: original_way(encoder, features))
-  print(f'| original (host patches) | 8 | {frames / seconds:.0f} | '
-        f'{FLAGS.seconds / seconds:.1f} |', flush=True)
-  for batch in map(int, FLAGS.batch_sizes):
-    ours, seconds = timed(
-        lambda b=batch: embed.embed_features(encoder, features, batch_size=b))
-    np.testing.assert_allclose(ours, reference, atol=2e-4)
-    print(f'| cvrl.embed (device slices) | {batch} | {frames / seconds:.0f} | '
-          f'{FLAGS.seconds / seconds:.1f} |', flush=True)
+  return (f'{spec} (step {encoder.step}, {version.key})', encoder,
+          np.asarray(prepared.features(version)[:frames]))
+
+
+def main(argv):
+  del argv
+  print(f'{FLAGS.seconds:g} s of audio per encoder, '
+        f'{jax.local_device_count()} x {jax.devices()[0].device_kind}\n')
+  print('| encoder | method | batch | embeddings/s | x real time | speed-up |')
+  print('|---|---|---|---|---|---|')
+  results = {}
+  for spec in FLAGS.encoders:
+    name, encoder, features = load(spec)
+    frames = len(features)
+    ways = [('original', 8, lambda: original_way(encoder, features)),
+            ('patches', 256, lambda: embed.embed_features(
+                encoder, features, batch_size=256, method='patches')),
+            ('dense', 512, lambda: embed.embed_features(
+                encoder, features, batch_size=512, method='dense'))]
+    reference = None
+    for method, batch, fn in ways:
+      result, seconds = timed(fn)
+      if reference is None:
+        reference, base = result, seconds
+      np.testing.assert_allclose(result, reference, atol=1e-4)
+      rate = frames / seconds
+      results.setdefault(spec, []).append((method, rate))
+      print(f'| {name} | {method} | {batch} | {rate:.0f} | '
+            f'{frames / FRAME_RATE / seconds:.1f} | {base / seconds:.1f}x |',
+            flush=True)
+  if FLAGS.plot:
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.2),
+                             squeeze=False)
+    for ax, (spec, rows) in zip(axes[0], results.items()):
+      labels, rates = zip(*rows)
+      bars = ax.bar(labels, rates, color=['0.6', 'tab:blue', 'tab:green'])
+      ax.bar_label(bars, [f'{r:.0f}' for r in rates])
+      ax.set_title(spec, fontsize=9)
+      ax.set_ylabel('embeddings / s')
+      ax.set_yscale('log')
+      ax.margins(y=0.25)
+    fig.suptitle(f'one embedding per frame, {jax.devices()[0].device_kind}',
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(FLAGS.plot, dpi=110)
+    print(f'\nwrote {FLAGS.plot}')
 
 
 if __name__ == '__main__':

@@ -3,13 +3,13 @@ r"""Frozen encoder -> one embedding per feature frame (or per `hop` frames).
   python -m cvrl.embed --workdir=W [--split=test] [--hop=1]     # dataset versions, cached
   python -m cvrl.embed --workdir=W --audio=file.wav --out=emb.npy [--hop=1]
 
-The original cuts one patch per frame on the host and runs batches of 8.
-Here a version's standardised features go to the device once, padded with
-silence by half a patch on each side, and a jit-compiled function slices
-`batch_size` patches out of them on the device (vmap of dynamic_slice) and
-runs the encoder on all of them at once, so the host only sends start
-indices. Batches have one fixed size (the last is padded), so it compiles
-once.
+The original cuts one patch per frame on the host and runs each through the
+whole network, 8 at a time. Here a version's standardised features, padded
+with silence by half a patch on each side, go to the device in fixed-size
+windows, and cvrl/sliding.py computes every layer once per window and reads
+each patch's rows out of it (exact: the edge rows that the pre-filter's
+zero padding changes are recomputed per patch). `method='patches'` keeps the
+one-forward-pass-per-patch way, with the patches sliced on the device.
 
 Embeddings of dataset versions are cached per checkpoint step and hop in
 W/embeddings/step_<N>/hop_<H>/<piece>/<version>.npy.
@@ -37,6 +37,7 @@ import tqdm
 from cvrl import audio as audio_lib
 from cvrl import augment
 from cvrl import models
+from cvrl import sliding
 from cvrl import train
 from cvrl.data import layout
 from cvrl.data import prepare as prepare_lib
@@ -89,6 +90,20 @@ def load_encoder(workdir, step: Optional[int] = None) -> TrainedEncoder:
       classes=tuple(meta['classes']))
 
 
+def untrained_encoder(config: ml_collections.ConfigDict,
+                      seed: int = 0) -> TrainedEncoder:
+  """A randomly initialised encoder of `config` (identity normalisation):
+  for speed measurements and tests, which don't depend on the weights."""
+  model = models.create_model(config)
+  state = train.create_train_state(jax.random.key(seed), config, model)
+  bins = int(np.prod(models.input_shape(config)[1:]))
+  return TrainedEncoder(
+      config=config, model=model,
+      variables=dict(params=state.params, batch_stats=state.batch_stats),
+      mean=np.zeros(bins, np.float32), std=np.ones(bins, np.float32), step=0,
+      classes=())
+
+
 @functools.partial(jax.jit, static_argnames=('model', 'patch_frames'))
 def _embed_batch(model, variables, padded, starts, patch_frames):
   """[N] start frames -> [N, D] embeddings of the patches starting there."""
@@ -98,29 +113,57 @@ def _embed_batch(model, variables, padded, starts, patch_frames):
   return model.apply(variables, patches, train=False)['embedding']
 
 
+METHODS = ('dense', 'patches')
+
+
 def embed_features(encoder: TrainedEncoder, features: np.ndarray,
-                   hop: int = 1, batch_size: int = 256) -> np.ndarray:
+                   hop: int = 1, batch_size: int = 512,
+                   method: str = 'dense') -> np.ndarray:
   """[frames, bins(, channels)] dB features -> [ceil(frames / hop), D] float32.
 
-  Row i embeds the patch centred on frame i * hop.
+  Row i embeds the patch centred on frame i * hop, `batch_size` patches per
+  jit call. method 'dense' (cvrl/sliding.py) shares the feature maps of
+  overlapping patches and equals 'patches', one forward pass per patch
+  (sliced on the device), up to float rounding; it falls back to 'patches'
+  where the patch is too short for it.
   """
+  if method not in METHODS:
+    raise ValueError(f'method={method!r}: expected one of {METHODS}')
   features = np.asarray(features, np.float32)
   features = features.reshape(features.shape[:2] + (-1,))
   mean = encoder.mean.reshape(features.shape[1:])
   std = encoder.std.reshape(features.shape[1:])
-  half = encoder.patch_frames // 2
+  frames, patch = features.shape[0], encoder.patch_frames
+  half = patch // 2
   silence = np.full((half,) + features.shape[1:], augment.SILENCE_DB,
                     np.float32)
   padded = (np.concatenate([silence, features, silence]) - mean) / std
-  padded = jnp.asarray(padded)
-  starts = np.arange(0, features.shape[0], hop, dtype=np.int32)
+  starts = np.arange(0, frames, hop, dtype=np.int32)
+  if method == 'dense':
+    try:
+      sliding.plan(encoder.model, patch)
+    except ValueError as e:
+      logging.warning('%s; embedding patch by patch', e)
+      method = 'patches'
   out = []
-  for lo in range(0, len(starts), batch_size):
-    chunk = starts[lo:lo + batch_size]
-    batch = np.pad(chunk, (0, batch_size - len(chunk)), mode='edge')
-    embedding = _embed_batch(encoder.model, encoder.variables, padded,
-                             jnp.asarray(batch), encoder.patch_frames)
-    out.append(np.asarray(embedding)[:len(chunk)])
+  if method == 'dense':
+    # Every call gets a window of the same length (the last one padded).
+    span = (batch_size - 1) * hop + patch
+    padded = np.pad(padded, [(0, batch_size * hop)] + [(0, 0)] * 2)
+    for lo in range(0, len(starts), batch_size):
+      window = padded[starts[lo]:starts[lo] + span]
+      embedding = sliding.embed_chunk(
+          encoder.model, encoder.variables, jnp.asarray(window), patch, hop,
+          batch_size)
+      out.append(np.asarray(embedding)[:len(starts) - lo])
+  else:
+    padded = jnp.asarray(padded)
+    for lo in range(0, len(starts), batch_size):
+      chunk = starts[lo:lo + batch_size]
+      batch = np.pad(chunk, (0, batch_size - len(chunk)), mode='edge')
+      embedding = _embed_batch(encoder.model, encoder.variables, padded,
+                               jnp.asarray(batch), patch)
+      out.append(np.asarray(embedding)[:len(chunk)])
   return np.concatenate(out) if out else np.zeros(
       (0, encoder.config.model.embedding_dim), np.float32)
 

@@ -14,7 +14,7 @@ trained on one GPU, where BN saw the whole batch: this reproduces it.
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -34,15 +34,26 @@ class ConvBlock(nn.Module):
   padding: str = 'VALID'
   leaky_slope: float = 0.3
   axis_name: Optional[str] = None
+  time_dilation: int = 1  # > 1 only in dense evaluation (cvrl/sliding.py)
 
   @nn.compact
   def __call__(self, x, train: bool):
     x = nn.Conv(self.features, self.kernel, self.strides, self.padding,
-                use_bias=False)(x)
+                kernel_dilation=(self.time_dilation, 1), use_bias=False)(x)
     # Keras' BatchNormalization defaults (momentum 0.99, eps 1e-3).
     x = nn.BatchNorm(use_running_average=not train, momentum=0.99,
                      epsilon=1e-3, axis_name=self.axis_name)(x)
     return nn.leaky_relu(x, self.leaky_slope)
+
+
+class Layer(NamedTuple):
+  """One layer of the conv trunk: a ConvBlock, or a max-pool (kind 'pool')."""
+  kind: str  # 'conv' | 'pool'
+  name: str
+  features: int
+  kernel: tuple[int, int]
+  strides: tuple[int, int]
+  padding: str
 
 
 class Encoder(nn.Module):
@@ -66,19 +77,40 @@ class Encoder(nn.Module):
   num_classes: int = 0  # > 0: also return logits (Sup)
   axis_name: Optional[str] = None
 
+  def trunk(self) -> list[Layer]:
+    """The layers before the final conv, as data (also read by cvrl/sliding.py)."""
+    layers = [
+        Layer('conv', 'prefilter', self.prefilter_features,
+              tuple(self.prefilter_kernel), (1, 1), 'SAME'),
+        Layer('conv', 'semitones', self.prefilter_features,
+              (1, self.freq_stride), (1, self.freq_stride), 'VALID')]
+    for i, features in enumerate(self.block_features):
+      layers += [Layer('conv', f'block{i}_conv0', features, (3, 3), (1, 1), 'VALID'),
+                 Layer('conv', f'block{i}_conv1', features, (3, 3), (1, 1), 'VALID'),
+                 Layer('pool', f'block{i}_pool', 0, (3, 3), (3, 3), 'VALID')]
+    return layers
+
+  def conv_block(self, layer: Layer, time_dilation: int = 1,
+                 **kwargs) -> ConvBlock:
+    """The ConvBlock of `layer` (variables: those under its name)."""
+    return ConvBlock(layer.features, layer.kernel, layer.strides, layer.padding,
+                     self.leaky_slope, self.axis_name, time_dilation, **kwargs)
+
   @nn.compact
-  def __call__(self, inputs, train: bool = False):
+  def __call__(self, inputs, train: bool = False, from_trunk: bool = False):
+    """Patches -> dict(embedding[, logits]).
+
+    from_trunk: `inputs` are already the trunk's output (the last pooled
+    feature map), as cvrl/sliding.py computes it for many patches at once.
+    """
     x = inputs
     conv = functools.partial(ConvBlock, leaky_slope=self.leaky_slope,
                              axis_name=self.axis_name)
-    x = conv(self.prefilter_features, self.prefilter_kernel,
-             padding='SAME', name='prefilter')(x, train)
-    x = conv(self.prefilter_features, (1, self.freq_stride),
-             strides=(1, self.freq_stride), name='semitones')(x, train)
-    for i, features in enumerate(self.block_features):
-      x = conv(features, (3, 3), name=f'block{i}_conv0')(x, train)
-      x = conv(features, (3, 3), name=f'block{i}_conv1')(x, train)
-      x = nn.max_pool(x, (3, 3), strides=(3, 3), padding='VALID')
+    for layer in ([] if from_trunk else self.trunk()):
+      if layer.kind == 'pool':
+        x = nn.max_pool(x, layer.kernel, strides=layer.strides, padding='VALID')
+      else:
+        x = self.conv_block(layer, name=layer.name)(x, train)
     if min(x.shape[1:3]) < 1:
       raise ValueError(
           f'input {tuple(inputs.shape[1:])} is too small for '

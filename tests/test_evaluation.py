@@ -98,11 +98,13 @@ def test_benchmark_scripts_on_a_trained_workdir(workdir):
   """embed_throughput.py and cross_version_retrieval.py, quoted in the README."""
   result = conftest.run_python(
       str(conftest.ROOT / 'benchmarks' / 'embed_throughput.py'),
-      f'--workdir={workdir}', '--seconds=2', '--batch_sizes=16')
+      f'--encoders={workdir},configs/cv.py:test', '--seconds=2',
+      f'--plot={workdir / "speed.png"}')
   assert result.returncode == 0, result.stderr
-  rows = [r for r in result.stdout.splitlines() if r.startswith('| ')]
-  assert [r.split('|')[1].strip() for r in rows[1:]] == [
-      'original (host patches)', 'cvrl.embed (device slices)']
+  rows = [r.split('|') for r in result.stdout.splitlines() if r.startswith('| ')]
+  assert [r[2].strip() for r in rows[1:]] == ['original', 'patches', 'dense'] * 2
+  assert all(float(r[4]) > 0 for r in rows[1:])
+  assert (workdir / 'speed.png').stat().st_size > 0
   result = conftest.run_python(
       str(conftest.ROOT / 'benchmarks' / 'cross_version_retrieval.py'),
       f'--workdirs={workdir}', '--hop=4')

@@ -56,6 +56,8 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
   config.data.demo_pieces = 24
   config.data.demo_versions = 3
   config.data.demo_max_seconds = 180.0
+  # Comma-separated (cvrl/data/demo.py SOUNDFONTS); one: versions share timbres.
+  config.data.demo_soundfonts = 'FluidR3_GM,TimGM6mb,MuseScore_General'
   config.data.cache_dir = ''  # '' = <root>/cache
   config.data.patch_frames = 201  # ~4.7 s at 43 frames/s, centred
   config.data.tau_p = 0.2  # positive jitter, seconds (uniform in +-tau_p)

@@ -198,7 +198,8 @@ def ensure_data(config: ml_collections.ConfigDict,
             f'{config.data.demo_versions} versions)', flush=True)
       demo.build_demo(root, config.data.demo_pieces,
                       config.data.demo_versions, config.data.demo_max_seconds,
-                      seed=0, workers=os.cpu_count() or 1)
+                      seed=0, workers=os.cpu_count() or 1,
+                      soundfonts=tuple(config.data.demo_soundfonts.split(',')))
     prepare_lib.prepare(root, config.features, cache_dir,
                         workers=os.cpu_count() or 1, progress=progress)
   if jax.process_count() > 1:

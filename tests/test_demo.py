@@ -156,3 +156,12 @@ def test_binary_replaces_a_demo_but_refuses_other_folders(tmp_path):
       'bach_bwv190-7-inst', 'mozart_k80_movement1']
   assert len(list((out / 'audio').rglob('*.flac'))) == 4
   assert not (tmp_path / '.demo.building').exists()
+
+
+def test_one_soundfont_gives_versions_the_same_timbres(tmp_path):
+  record = demo.build_piece(tmp_path, 'bach/bwv66.6', num_versions=3,
+                            max_seconds=5, seed=3, soundfonts=('TimGM6mb',))
+  assert [v['soundfont'] for v in record['versions'].values()] == [
+      'TimGM6mb'] * 3
+  with pytest.raises(ValueError, match='--soundfonts=Steinway'):
+    demo.build_demo(tmp_path / 'x', pieces=2, soundfonts=('Steinway',))

@@ -113,3 +113,24 @@ def test_benchmark_scripts_on_a_trained_workdir(workdir):
           if r.startswith('| ') and not r.startswith('| features')]
   assert len(rows) == 2  # the workdir, the input features
   assert all(0 <= float(row[2]) <= 1 for row in rows)
+
+
+def test_ablation_driver_trains_probes_and_tabulates(workdir, tmp_path):
+  """launch/ablate.py end to end on the tiny dataset, one study, 1 probe seed."""
+  result = conftest.run_python(
+      str(conftest.ROOT / 'launch' / 'ablate.py'), f'--out={tmp_path / "ab"}',
+      f'--table={tmp_path / "table"}', '--only=seed', '--seeds=1', '--hop=2',
+      '--variant=test', f'--data={workdir.parent / "data"}')
+  assert result.returncode == 0, result.stderr
+  results = json.loads((tmp_path / 'ab' / 'ablate.json').read_text())
+  assert [(r['study'], r['method']) for r in results] == [
+      ('table (reference)', 'sv'), ('table (reference)', 'cv'),
+      ('seed', 'sv'), ('seed', 'cv')]
+  for r in results:
+    assert 0 < r['strong']['ap']['mean'] <= 1 and r['loss'] > 0
+    assert 0 <= r['retrieval'] <= 1
+  seeds = [json.loads((tmp_path / 'ab' / f'{m}-seed' / 'config.json')
+                      .read_text())['seed'] for m in ('sv', 'cv')]
+  assert seeds == [1, 1]
+  table = (tmp_path / 'ab' / 'ablate.md').read_text()
+  assert table.count('\n| ') == 5  # header + 4 rows

@@ -392,11 +392,15 @@ def _write_csv(path: pathlib.Path, header, rows) -> None:
 
 
 def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
-                max_seconds: float, seed: int) -> dict:
-  """Writes every version of one piece; returns its provenance record."""
+                max_seconds: float, seed: int,
+                soundfonts: tuple[str, ...] = tuple(SOUNDFONTS)) -> dict:
+  """Writes every version of one piece; returns its provenance record.
+
+  Versions cycle through `soundfonts` in a random order per piece.
+  """
   rng = np.random.default_rng(seed)
   base_qpm = float(rng.uniform(76, 120))
-  soundfonts = [list(SOUNDFONTS)[i] for i in rng.permutation(len(SOUNDFONTS))]
+  soundfonts = [soundfonts[i] for i in rng.permutation(len(soundfonts))]
   performances = [sample_performance(rng, soundfonts[v % len(soundfonts)],
                                      base_qpm) for v in range(num_versions)]
   score = fit_to_duration(load_score(corpus_path), performances, max_seconds)
@@ -450,8 +454,14 @@ def _build_piece_job(args):
 
 def build_demo(out, pieces: int = 24, versions: int = 3,
                max_seconds: float = 180.0, seed: int = 0,
-               workers: int = 1) -> dict:
+               workers: int = 1,
+               soundfonts: tuple[str, ...] = tuple(SOUNDFONTS)) -> dict:
   """Builds the demo dataset into `out`; returns its provenance record.
+
+  `soundfonts`: the SoundFonts versions are rendered with. With one, the
+  versions of a piece share their instrument samples and differ only in
+  performance and recording (tempo, rubato, dynamics, tuning, room, EQ,
+  noise), as recordings of one orchestra would.
 
   The dataset is built beside `out` and renamed into place when complete, so
   an interrupted build never leaves a half dataset; a previous demo in `out`
@@ -466,7 +476,12 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
   if pieces < 2 or versions < 2:
     raise ValueError('the demo needs --pieces >= 2 (train and test) and '
                      '--versions >= 2 (cross-version pairs)')
-  missing = [p for p in SOUNDFONTS.values() if not os.path.exists(p)]
+  unknown = sorted(set(soundfonts) - set(SOUNDFONTS))
+  if unknown or not soundfonts:
+    raise ValueError(f'--soundfonts={",".join(soundfonts)}: expected some of '
+                     f'{", ".join(SOUNDFONTS)}')
+  missing = [SOUNDFONTS[s] for s in soundfonts
+             if not os.path.exists(SOUNDFONTS[s])]
   if missing or not shutil.which('fluidsynth'):
     raise RuntimeError(
         f'FluidSynth or SoundFonts missing ({missing or "fluidsynth"}): run '
@@ -475,7 +490,8 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
   shutil.rmtree(building, ignore_errors=True)
   building.mkdir(parents=True)
   start = time.time()
-  jobs = [(building, path, versions, max_seconds, seed * 1000 + i)
+  jobs = [(building, path, versions, max_seconds, seed * 1000 + i,
+           tuple(soundfonts))
           for i, path in enumerate(CORPUS[:pieces])]
   records = []
   # spawn, not fork: the trainer calls this after JAX has started threads.
@@ -516,6 +532,9 @@ def define_flags():
       'tail silence come on top).')
   flags.DEFINE_integer('seed', 0, 'Seed of orchestration and performances.')
   flags.DEFINE_integer('workers', os.cpu_count() or 1, 'Pieces built in parallel.')
+  flags.DEFINE_list('soundfonts', list(SOUNDFONTS),
+                    'SoundFonts to render versions with (one: versions share '
+                    'their instrument timbres).')
 
 
 def main(argv):
@@ -524,7 +543,8 @@ def main(argv):
     raise app.UsageError('--out=DIR is required')
   try:
     summary = build_demo(FLAGS.out, FLAGS.pieces, FLAGS.versions,
-                         FLAGS.max_seconds, FLAGS.seed, FLAGS.workers)
+                         FLAGS.max_seconds, FLAGS.seed, FLAGS.workers,
+                         tuple(FLAGS.soundfonts))
   except (ValueError, RuntimeError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

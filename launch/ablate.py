@@ -1,0 +1,175 @@
+r"""Why does CV not beat SV on the demo? One change at a time, SV and CV each.
+
+  .venv/bin/python launch/ablate.py [--out=runs/ablate] [--table=runs/table] \
+      [--only=budget,soundfont] [--seeds=3] [--hop=4] [--variant=demo]
+
+Each study changes one thing against the table runs (launch/table.py, the
+`:demo` configs, 1500 steps), for SV and for CV:
+  budget     3000 steps instead of 1500 (continues the table run from its
+             step-1500 checkpoint: with the constant learning rate and the
+             resumable pipeline this is the same as a 3000-step run)
+  soundfont  a demo whose versions share one SoundFont (FluidR3_GM), so they
+             differ in performance and recording only, like recordings of
+             real orchestras; the default demo renders each version of a
+             piece with another SoundFont, i.e. other instrument samples,
+             and CV learns to ignore exactly the timbre the probe asks for
+  seed       another training seed (how far apart two identical runs land)
+  augment    no augmentations
+Every run is probed for instruments (published and strong probe, `--seeds`
+seeds, every `--hop`-th frame) and scored on cross-version retrieval
+(benchmarks/cross_version_retrieval.py); the soundfont study also probes its
+own log-mel input. Writes OUT/ablate.md and OUT/ablate.json; finished steps
+are skipped, so an interrupted study resumes.
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import NamedTuple
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ONE_SOUNDFONT = ['data.root=demo_data_1sf', 'data.demo_soundfonts=FluidR3_GM']
+
+
+class Study(NamedTuple):
+  name: str
+  change: str  # what differs from the table runs, for the table
+  overrides: list[str]  # --config.<override> of cvrl.train
+  continues_table: bool = False  # start from the table run's checkpoints
+
+
+STUDIES = (
+    Study('budget', '3000 steps', ['num_train_steps=3000'], True),
+    Study('soundfont', 'versions share one SoundFont', ONE_SOUNDFONT),
+    Study('seed', 'training seed 1', ['seed=1']),
+    Study('augment', 'no augmentations', ['augment.enabled=False']),
+)
+METHODS = ('sv', 'cv')
+
+
+def run(*args, capture: bool = False) -> str:
+  command = [sys.executable, *args]
+  print('$', ' '.join(command[1:]), flush=True)
+  result = subprocess.run(command, cwd=ROOT, check=True, text=True,
+                          stdout=subprocess.PIPE if capture else None)
+  return result.stdout if capture else ''
+
+
+def train(method: str, workdir: pathlib.Path, overrides, table: pathlib.Path,
+          continues_table: bool, args) -> None:
+  if continues_table and not workdir.exists() and (table / method).exists():
+    workdir.mkdir(parents=True)
+    for name in ('checkpoints', 'config.json', 'metrics.jsonl'):
+      copy = shutil.copytree if (table / method / name).is_dir() else shutil.copy
+      copy(table / method / name, workdir / name)
+  data = [f'data.root={args.data}'] if args.data else []
+  run('-m', 'cvrl.train', f'--config=configs/{method}.py:{args.variant}',
+      f'--workdir={workdir}', *[f'--config.{o}' for o in data + overrides])
+
+
+def probe(workdir: pathlib.Path, args, representation='embedding',
+          data=None) -> dict:
+  path = workdir / 'probe' / f'{representation}-instruments.json'
+  if not path.exists():
+    run('-m', 'cvrl.probe', f'--workdir={workdir}', '--target=instruments',
+        f'--representation={representation}', f'--seeds={args.seeds}',
+        f'--hop={args.hop}', *([f'--data={data}'] if data else []))
+  return json.loads(path.read_text())['probes']
+
+
+def final_loss(workdir: pathlib.Path, last: int = 4) -> float:
+  """Mean training loss of the last `last` logged intervals (100 steps)."""
+  lines = (workdir / 'metrics.jsonl').read_text().splitlines()
+  losses = [json.loads(line)['loss'] for line in lines if '"loss"' in line]
+  return sum(losses[-last:]) / len(losses[-last:])
+
+
+def retrieval(workdirs, hop: int) -> dict[str, float]:
+  """{workdir: share of frames retrieved within 1 s} (+ 'input')."""
+  out = run(str(ROOT / 'benchmarks' / 'cross_version_retrieval.py'),
+            f'--workdirs={",".join(map(str, workdirs))}', f'--hop={hop}',
+            capture=True)
+  shares = {}
+  for line in out.splitlines():
+    cells = [c.strip() for c in line.split('|')[1:-1]]
+    if len(cells) == 5 and re.fullmatch(r'[0-9.]+', cells[1]):
+      shares[cells[0]] = float(cells[1])
+  return shares
+
+
+def cell(summary: dict, metric: str) -> str:
+  return f"{summary[metric]['mean']:.3f} ± {summary[metric]['std']:.3f}"
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--out', default='runs/ablate')
+  parser.add_argument('--table', default='runs/table',
+                      help='launch/table.py output: the reference runs')
+  parser.add_argument('--only', default=','.join(s.name for s in STUDIES))
+  parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--hop', type=int, default=4)
+  parser.add_argument('--variant', default='demo', help='configs/*.py variant')
+  parser.add_argument('--data', default=None,
+                      help='dataset (default: the configs\' data.root)')
+  args = parser.parse_args()
+  out, table = (ROOT / args.out).resolve(), (ROOT / args.table).resolve()
+  chosen = [s for s in STUDIES if s.name in args.only.split(',')]
+  start = time.time()
+  for method in METHODS:  # the reference runs (trained by table.py)
+    train(method, table / method, [], table, False, args)
+  rows = [('table (reference)', '', method, table / method, None)
+          for method in METHODS]
+  for study in chosen:
+    for method in METHODS:
+      workdir = out / f'{method}-{study.name}'
+      train(method, workdir, study.overrides, table, study.continues_table,
+            args)
+      rows.append((study.name, study.change, method, workdir,
+                   'demo_data_1sf' if study.name == 'soundfont' else None))
+  results = []
+  for study, change, method, workdir, data in rows:
+    probes = probe(workdir, args)
+    results.append(dict(study=study, change=change, method=method,
+                        workdir=str(workdir), loss=final_loss(workdir),
+                        strong=probes['strong']['summary'],
+                        published=probes['published']['summary']))
+    if data and method == 'cv':  # the input features of that dataset
+      probes = probe(workdir, args, 'input', data)
+      results.append(dict(study=study, change=change, method='log-mel input',
+                          workdir=str(workdir), loss=None,
+                          strong=probes['strong']['summary'],
+                          published=probes['published']['summary']))
+  shares = retrieval([r['workdir'] for r in results
+                      if r['method'] != 'log-mel input'], args.hop)
+  lines = ['| study | change | method | train loss (last 100 steps) | '
+           'AP | AUC | F1 | AP, published probe | retrieval within 1 s |',
+           '|---|---|---|---|---|---|---|---|---|']
+  for r in results:
+    r['retrieval'] = shares.get(r['workdir'])
+    loss = f"{r['loss']:.3f}" if r['loss'] is not None else ''
+    found = f"{r['retrieval']:.3f}" if r['retrieval'] is not None else ''
+    lines.append(f"| {r['study']} | {r['change']} | {r['method'].upper() if len(r['method']) == 2 else r['method']} | "
+                 f"{loss} | {cell(r['strong'], 'ap')} | {cell(r['strong'], 'auc')} | "
+                 f"{cell(r['strong'], 'f1')} | {r['published']['ap']['mean']:.3f} | "
+                 f'{found} |')
+  text = (f'Instrument probing (strong probe unless noted; {args.seeds} probe '
+          f'seeds, mean ± std; frames every {args.hop}) of the demo test '
+          'pieces; retrieval: share of test frames whose most similar frame '
+          'in another version of the piece is within 1 s of the '
+          f'corresponding one. {(time.time() - start) / 60:.0f} min for this '
+          'invocation.\n\n' + '\n'.join(lines) + '\n')
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'ablate.md').write_text(text)
+  (out / 'ablate.json').write_text(json.dumps(results, indent=1))
+  print(text)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,7 +1,7 @@
 r"""Embeddings per second: cvrl.embed against the original's way of doing it.
 
   .venv/bin/python benchmarks/embed_throughput.py \
-      [--encoders=runs/cv_demo,configs/cv.py:paper] [--seconds=60] \
+      [--encoders=runs/cv_demo,configs/cv.py:paper] [--seconds=60,4] \
       [--plot=docs/embed_throughput.png]
 
 Each encoder is a trained workdir (embeds the first test version's first
@@ -42,7 +42,9 @@ from cvrl.data import prepare  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_list('encoders', ['runs/cv_demo'],
                   'Trained workdirs and/or config specs (configs/cv.py:paper).')
-flags.DEFINE_float('seconds', 60.0, 'Audio to embed per encoder, seconds.')
+flags.DEFINE_list('seconds', ['60'], 'Audio to embed, seconds: one value, or '
+                  'one per encoder (the published network embeds ~3 patches '
+                  'per second on a 2-core CPU).')
 flags.DEFINE_string('plot', None, 'Write the bar chart here (PNG).')
 
 FRAME_RATE = 22050 / 512
@@ -75,34 +77,38 @@ def timed(fn):
   return result, time.perf_counter() - start
 
 
-def load(spec: str):
+def load(spec: str, seconds: float):
   """-> (name, encoder, [frames, bins(, channels)] dB features)."""
   if '.py' in spec:
     path, _, variant = spec.partition(':')
     module = importlib.import_module(path.removesuffix('.py').replace('/', '.'))
     config = module.get_config(variant) if variant else module.get_config()
     encoder = embed.untrained_encoder(config)
-    frames = int(FLAGS.seconds * FRAME_RATE)
+    frames = int(seconds * FRAME_RATE)
     shape = models.input_shape(config)[1:]
     features = np.random.RandomState(0).uniform(-80, 0, (frames,) + shape)
     return f'{spec} (untrained)', encoder, features.astype(np.float32)
   encoder = embed.load_encoder(spec)
   prepared = embed.open_dataset(encoder)
   version, _ = next(prepare.split_versions(prepared.dataset, 'test'))
-  frames = int(FLAGS.seconds * prepared.frame_rate)
+  frames = int(seconds * prepared.frame_rate)
   return (f'{spec} (step {encoder.step}, {version.key})', encoder,
           np.asarray(prepared.features(version)[:frames]))
 
 
 def main(argv):
   del argv
-  print(f'{FLAGS.seconds:g} s of audio per encoder, '
-        f'{jax.local_device_count()} x {jax.devices()[0].device_kind}\n')
-  print('| encoder | method | batch | embeddings/s | x real time | speed-up |')
-  print('|---|---|---|---|---|---|')
+  seconds = [float(s) for s in FLAGS.seconds]
+  seconds = seconds * len(FLAGS.encoders) if len(seconds) == 1 else seconds
+  if len(seconds) != len(FLAGS.encoders):
+    raise app.UsageError(f'--seconds: one value or one per encoder '
+                         f'({len(FLAGS.encoders)})')
+  print(f'{jax.local_device_count()} x {jax.devices()[0].device_kind}\n')
+  print('| encoder | audio | method | batch | embeddings/s | x real time | speed-up |')
+  print('|---|---|---|---|---|---|---|')
   results = {}
-  for spec in FLAGS.encoders:
-    name, encoder, features = load(spec)
+  for spec, length in zip(FLAGS.encoders, seconds):
+    name, encoder, features = load(spec, length)
     frames = len(features)
     ways = [('original', 8, lambda: original_way(encoder, features)),
             ('patches', 256, lambda: embed.embed_features(
@@ -117,7 +123,7 @@ def main(argv):
       np.testing.assert_allclose(result, reference, atol=1e-4)
       rate = frames / seconds
       results.setdefault(spec, []).append((method, rate))
-      print(f'| {name} | {method} | {batch} | {rate:.0f} | '
+      print(f'| {name} | {length:g} s | {method} | {batch} | {rate:.0f} | '
             f'{frames / FRAME_RATE / seconds:.1f} | {base / seconds:.1f}x |',
             flush=True)
   if FLAGS.plot:

@@ -139,6 +139,7 @@ def embed_features(encoder: TrainedEncoder, features: np.ndarray,
                     np.float32)
   padded = (np.concatenate([silence, features, silence]) - mean) / std
   starts = np.arange(0, frames, hop, dtype=np.int32)
+  batch_size = max(1, min(batch_size, len(starts)))  # short inputs: no waste
   if method == 'dense':
     try:
       sliding.plan(encoder.model, patch)

@@ -89,17 +89,23 @@ def _variables(variables, name: str) -> dict:
 
 
 def _apply(model: models.Encoder, variables, layer: models.Layer, x,
-           dilation: int = 1):
-  """One trunk layer on [batch, time, bins, channels], time dilated."""
-  if layer.kind == 'pool':
-    span, stride = layer.kernel[0], layer.strides[0]
-    assert span == stride, layer
+           dilation: int = 0):
+  """One trunk layer on [batch, time, bins, channels].
+
+  dilation 0: as in the model (patch rows). dilation d > 0: on a sequence
+  map whose consecutive patch rows are d frames apart, so convolutions are
+  time-dilated by d and pools take stride-1 maxima over rows d apart.
+  """
+  if layer.kind == 'pool' and dilation:
+    span = layer.kernel[0]
     length = x.shape[1] - (span - 1) * dilation
     x = functools.reduce(jnp.maximum, [
         x[:, j * dilation:j * dilation + length] for j in range(span)])
     return nn.max_pool(x, (1, layer.kernel[1]), strides=(1, layer.strides[1]),
                        padding='VALID')
-  block = model.conv_block(layer, time_dilation=dilation, parent=None)
+  if layer.kind == 'pool':
+    return nn.max_pool(x, layer.kernel, strides=layer.strides, padding='VALID')
+  block = model.conv_block(layer, time_dilation=max(dilation, 1), parent=None)
   return block.apply(_variables(variables, layer.name), x, train=False)
 
 
@@ -118,7 +124,7 @@ def embed_chunk(model: models.Encoder, variables: Any, sequence: jax.Array,
 
   # Layer 0 (SAME): shared map over the sequence; the patch's edge rows from
   # slabs of its first / last lo + hi frames, zero-padded like the patch.
-  dense = _apply(model, variables, trunk[0], sequence[None])[0]
+  dense = _apply(model, variables, trunk[0], sequence[None], 1)[0]
   r0 = rows[0]
   slab = r0.left + r0.right
   left = right = None

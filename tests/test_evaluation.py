@@ -102,8 +102,8 @@ def test_benchmark_scripts_on_a_trained_workdir(workdir):
       f'--plot={workdir / "speed.png"}')
   assert result.returncode == 0, result.stderr
   rows = [r.split('|') for r in result.stdout.splitlines() if r.startswith('| ')]
-  assert [r[2].strip() for r in rows[1:]] == ['original', 'patches', 'dense'] * 2
-  assert all(float(r[4]) > 0 for r in rows[1:])
+  assert [r[3].strip() for r in rows[1:]] == ['original', 'patches', 'dense'] * 2
+  assert all(float(r[5]) > 0 for r in rows[1:])
   assert (workdir / 'speed.png').stat().st_size > 0
   result = conftest.run_python(
       str(conftest.ROOT / 'benchmarks' / 'cross_version_retrieval.py'),

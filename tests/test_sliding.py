@@ -32,10 +32,15 @@ def geometry(name):
   if name == 'demo':
     config = cv.get_config('demo')
     config.features.logmel.n_mels = 64
-  elif name == 'paper-like':  # 3 blocks, 5x5 pre-filter (2 edge rows a side)
+  elif name == 'paper-like':  # the published time geometry, narrow
+    config.data.patch_frames = 201
+    config.features.logmel.n_mels = 90
+    config.model.update(dict(prefilter_kernel=(15, 5), freq_stride=1,
+                             block_features=(4, 4, 8)))
+  elif name == 'prefilter-9':  # several edge rows after the first pool
     config.data.patch_frames = 89
     config.features.logmel.n_mels = 90
-    config.model.update(dict(prefilter_kernel=(5, 5), freq_stride=1,
+    config.model.update(dict(prefilter_kernel=(9, 3), freq_stride=1,
                              block_features=(4, 4, 8)))
   elif name == 'even-prefilter':  # SAME pads 1 row before, 2 after
     config.data.patch_frames = 40
@@ -44,7 +49,7 @@ def geometry(name):
 
 
 @pytest.mark.parametrize('name', ['test', 'demo', 'paper-like',
-                                  'even-prefilter'])
+                                  'prefilter-9', 'even-prefilter'])
 @pytest.mark.parametrize('hop', [1, 3])
 def test_dense_equals_patch_by_patch(name, hop):
   config = geometry(name)
@@ -60,18 +65,37 @@ def test_dense_equals_patch_by_patch(name, hop):
   np.testing.assert_allclose(dense, patches, atol=2e-5)
 
 
-def test_plan_counts_edge_rows():
-  model = models.create_model(geometry('paper-like'))
-  rows = sliding.plan(model, 89)
-  assert rows[0] == sliding.Rows(89, 2, 2, 1)
-  # 3 pools: dilation 1 -> 3 -> 9 -> 27; the last map is what 'final' spans.
-  assert [r.dilation for r in rows][-1] == 27
-  assert rows[-1].n == 1
+@pytest.mark.parametrize('name', ['paper-like', 'prefilter-9',
+                                  'even-prefilter'])
+def test_plan_edge_rows_are_exactly_where_patches_differ(name):
+  """Per layer: a patch's own map vs the shared sequence map at its rows."""
+  encoder = random_encoder(geometry(name))
+  model, variables, patch = encoder.model, encoder.variables, encoder.patch_frames
+  rows = sliding.plan(model, patch)
+  starts = np.arange(5)
+  sequence = np.random.RandomState(3).normal(
+      0, 1, (len(starts) - 1 + patch,) + models.input_shape(encoder.config)[1:])
+  sequence = sequence.astype(np.float32)
+  own = np.stack([sequence[s:s + patch] for s in starts])
+  shared = sequence[None]
+  input_dilations = [1] + [r.dilation for r in rows[:-1]]
+  for layer, r, dilation in zip(model.trunk(), rows, input_dilations):
+    own = sliding._apply(model, variables, layer, own)
+    shared = sliding._apply(model, variables, layer, shared, dilation)
+    assert own.shape[1] == r.n, layer.name
+    differs = [q for q in range(r.n) if not np.allclose(
+        own[:, q], shared[0][starts + r.dilation * q], atol=1e-5)]
+    assert differs == [*range(r.left), *range(r.n - r.right, r.n)], layer.name
+  # What the final conv spans: 5 x 1 for the published geometry.
+  assert (rows[-1].n, rows[-1].dilation) == dict(
+      {'paper-like': (5, 27), 'prefilter-9': (1, 27),
+       'even-prefilter': (2, 9)})[name]
 
 
 def test_too_short_patches_fall_back_to_patch_by_patch(caplog):
   config = geometry('paper-like')
   config.data.patch_frames = 80  # 1 row after 3 blocks, edges on both sides
+  config.model.prefilter_kernel = (5, 5)
   encoder = random_encoder(config)
   with pytest.raises(ValueError, match='too short for dense'):
     sliding.plan(encoder.model, 80)

@@ -7,7 +7,8 @@ a (every `hop`-th, inside the annotated span) retrieves its most cosine-
 similar frame of b; the error is the distance in seconds to the frame that
 the measure maps say corresponds. Reports the share of frames retrieved
 within 1 s and 3 s and the median error, for each workdir's embeddings
-(cached by cvrl.embed / cvrl.probe) and for the standardised input features.
+(cached by cvrl.embed / cvrl.probe) and for the standardised input features
+of each dataset they were trained on.
 This is what the CV pretext task trains for, so it tells whether CV learned
 its task even where the probes do not separate CV from SV.
 """
@@ -69,20 +70,21 @@ def main(argv):
   del argv
   print('| features | within 1 s | within 3 s | median error (s) | queries |')
   print('|---|---|---|---|---|')
-  prepared = None
+  datasets = {}  # root -> (a workdir trained on it, its PreparedDataset)
   for workdir in FLAGS.workdirs:
     encoder = embed.load_encoder(workdir)
     prepared = embed.open_dataset(encoder)
+    datasets.setdefault(str(prepared.dataset.root), (workdir, prepared))
     cached = embed.embed_split(workdir, encoder, prepared, 'test', FLAGS.hop,
                                progress=False)
     r1, r3, median, n = retrieval(prepared, lambda v: cached[v.key], FLAGS.hop)
     print(f'| {workdir} | {r1:.3f} | {r3:.3f} | {median:.1f} | {n} |',
           flush=True)
-  _, standardised = probe.features_for('input', pathlib.Path(FLAGS.workdirs[0]),
-                                       None, None, FLAGS.hop)
-  r1, r3, median, n = retrieval(prepared, standardised, FLAGS.hop)
-  print(f'| input features (standardised) | {r1:.3f} | {r3:.3f} | '
-        f'{median:.1f} | {n} |')
+  for root, (workdir, prepared) in datasets.items():
+    _, standardised = probe.features_for('input', pathlib.Path(workdir), None,
+                                         None, FLAGS.hop)
+    r1, r3, median, n = retrieval(prepared, standardised, FLAGS.hop)
+    print(f'| input features of {root} | {r1:.3f} | {r3:.3f} | {median:.1f} | {n} |')
 
 
 if __name__ == '__main__':

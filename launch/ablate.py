@@ -90,15 +90,18 @@ def final_loss(workdir: pathlib.Path, last: int = 4) -> float:
 
 
 def retrieval(workdirs, hop: int) -> dict[str, float]:
-  """{workdir: share of frames retrieved within 1 s} (+ 'input')."""
+  """{workdir or 'input features of <root>': share retrieved within 1 s}."""
   out = run(str(ROOT / 'benchmarks' / 'cross_version_retrieval.py'),
             f'--workdirs={",".join(map(str, workdirs))}', f'--hop={hop}',
             capture=True)
-  shares = {}
+  shares, prefix = {}, 'input features of '
   for line in out.splitlines():
     cells = [c.strip() for c in line.split('|')[1:-1]]
     if len(cells) == 5 and re.fullmatch(r'[0-9.]+', cells[1]):
-      shares[cells[0]] = float(cells[1])
+      name = cells[0]
+      if name.startswith(prefix):  # key by the resolved dataset root
+        name = prefix + str((ROOT / name[len(prefix):]).resolve())
+      shares[name] = float(cells[1])
   return shares
 
 
@@ -123,7 +126,9 @@ def main() -> int:
   start = time.time()
   for method in METHODS:  # the reference runs (trained by table.py)
     train(method, table / method, [], table, False, args)
-  rows = [('table (reference)', '', method, table / method, None)
+  reference_data = json.loads((table / 'cv' / 'config.json').read_text())[
+      'data']['root']
+  rows = [('table (reference)', '', method, table / method, reference_data)
           for method in METHODS]
   for study in chosen:
     for method in METHODS:
@@ -132,6 +137,7 @@ def main() -> int:
             args)
       rows.append((study.name, study.change, method, workdir,
                    'demo_data_1sf' if study.name == 'soundfont' else None))
+  data_root = {}  # workdir -> dataset root, for the input rows' retrieval
   results = []
   for study, change, method, workdir, data in rows:
     probes = probe(workdir, args)
@@ -141,6 +147,7 @@ def main() -> int:
                         published=probes['published']['summary']))
     if data and method == 'cv':  # the input features of that dataset
       probes = probe(workdir, args, 'input', data)
+      data_root[str(workdir)] = str((ROOT / data).resolve())
       results.append(dict(study=study, change=change, method='log-mel input',
                           workdir=str(workdir), loss=None,
                           strong=probes['strong']['summary'],
@@ -151,7 +158,9 @@ def main() -> int:
            'AP | AUC | F1 | AP, published probe | retrieval within 1 s |',
            '|---|---|---|---|---|---|---|---|---|']
   for r in results:
-    r['retrieval'] = shares.get(r['workdir'])
+    r['retrieval'] = shares.get(
+        f"input features of {data_root[r['workdir']]}"
+        if r['method'] == 'log-mel input' else r['workdir'])
     loss = f"{r['loss']:.3f}" if r['loss'] is not None else ''
     found = f"{r['retrieval']:.3f}" if r['retrieval'] is not None else ''
     lines.append(f"| {r['study']} | {r['change']} | {r['method'].upper() if len(r['method']) == 2 else r['method']} | "

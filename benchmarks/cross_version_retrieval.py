@@ -23,6 +23,7 @@ import sys
 from absl import app
 from absl import flags
 import numpy as np
+from sklearn.preprocessing import normalize
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
@@ -37,11 +38,6 @@ flags.DEFINE_list('workdirs', ['runs/table/sv', 'runs/table/cv'],
 flags.DEFINE_integer('hop', 4, 'Frames between embeddings.')
 
 
-def unit(x):
-  x = np.asarray(x, np.float64)
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
-
-
 def retrieval(prepared, features_of, hop):
   errors = []
   rate = prepared.frame_rate / hop
@@ -49,13 +45,16 @@ def retrieval(prepared, features_of, hop):
   for version, _ in prepare.split_versions(prepared.dataset, 'test'):
     pieces.setdefault(version.piece, []).append(version)
   for versions in pieces.values():
+    # Each version's unit rows, annotated rows and time map, read once.
+    loaded = {}
+    for v in versions:
+      rows = normalize(np.asarray(features_of(v), np.float64))
+      valid = np.isfinite(prepared.references(v).measures[::hop])[:len(rows)]
+      loaded[v.key] = rows, valid, prepared.time_map(v)
     for a, b in itertools.permutations(versions, 2):
-      ea, eb = unit(features_of(a)), unit(features_of(b))
-      valid_a = np.isfinite(prepared.references(a).measures[::hop])[:len(ea)]
-      valid_b = np.isfinite(prepared.references(b).measures[::hop])[:len(eb)]
+      (ea, valid_a, map_a), (eb, valid_b, map_b) = loaded[a.key], loaded[b.key]
       frames_a = np.flatnonzero(valid_a)
-      target = alignment.map_seconds(frames_a / rate, prepared.time_map(a),
-                                     prepared.time_map(b))
+      target = alignment.map_seconds(frames_a / rate, map_a, map_b)
       similarity = ea[frames_a] @ eb.T
       similarity[:, ~valid_b] = -np.inf
       found = np.argmax(similarity, axis=1) / rate

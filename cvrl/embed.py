@@ -219,8 +219,7 @@ def define_flags():
 
 def main(argv):
   del argv
-  if not FLAGS['verbosity'].present:  # orbax logs every restore at INFO
-    logging.set_verbosity(logging.WARNING)
+  train.quiet_logging()
   try:
     encoder = load_encoder(FLAGS.workdir, FLAGS.step)
     rate = audio_lib.frame_rate(encoder.config.features)

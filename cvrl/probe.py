@@ -34,7 +34,6 @@ from typing import Optional
 
 from absl import app
 from absl import flags
-from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -390,8 +389,8 @@ def features_for(representation: str, workdir: pathlib.Path,
 
 def main(argv):
   del argv
-  if not FLAGS['verbosity'].present:  # orbax logs every restore at INFO
-    logging.set_verbosity(logging.WARNING)
+  from cvrl import train  # pylint: disable=g-import-not-at-top
+  train.quiet_logging()
   workdir = pathlib.Path(FLAGS.workdir)
   try:
     prepared, features_of = features_for(FLAGS.representation, workdir,

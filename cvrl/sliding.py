@@ -98,12 +98,10 @@ def _apply(model: models.Encoder, variables, layer: models.Layer, x,
   time-dilated by d and pools take stride-1 maxima over rows d apart.
   """
   if layer.kind == 'pool' and dilation:
-    span = layer.kernel[0]
-    length = x.shape[1] - (span - 1) * dilation
-    x = functools.reduce(jnp.maximum, [
-        x[:, j * dilation:j * dilation + length] for j in range(span)])
-    return nn.max_pool(x, (1, layer.kernel[1]), strides=(1, layer.strides[1]),
-                       padding='VALID')
+    return jax.lax.reduce_window(
+        x, -jnp.inf, jax.lax.max, (1, *layer.kernel, 1),
+        (1, 1, layer.strides[1], 1), 'VALID',
+        window_dilation=(1, dilation, 1, 1))
   if layer.kind == 'pool':
     return nn.max_pool(x, layer.kernel, strides=layer.strides, padding='VALID')
   block = model.conv_block(layer, time_dilation=max(dilation, 1), parent=None)

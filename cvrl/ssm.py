@@ -30,7 +30,6 @@ from typing import Sequence
 
 from absl import app
 from absl import flags
-from absl import logging
 import mir_eval
 import numpy as np
 from scipy import signal
@@ -293,8 +292,8 @@ def parse_sizes(text: str) -> list[float]:
 
 def main(argv):
   del argv
-  if not FLAGS['verbosity'].present:  # orbax logs every restore at INFO
-    logging.set_verbosity(logging.WARNING)
+  from cvrl import train  # pylint: disable=g-import-not-at-top
+  train.quiet_logging()
   from cvrl import probe  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(FLAGS.workdir)
   try:

@@ -486,11 +486,16 @@ def initialize_distributed() -> None:
                              process_id=FLAGS.process_id)
 
 
+def quiet_logging() -> None:
+  """WARNING unless --verbosity is given: orbax and grain log a lot at INFO."""
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not FLAGS['verbosity'].present:  # orbax and grain log a lot at INFO
-    logging.set_verbosity(logging.WARNING)
+  quiet_logging()
   if FLAGS.distributed:
     initialize_distributed()
   logging.warning('JAX process %d of %d, local devices: %s', jax.process_index(),

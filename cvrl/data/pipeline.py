@@ -37,11 +37,11 @@ from cvrl.data import prepare as prepare_lib
 
 NEGATIVES = ('same_version', 'any_version', 'other_version', 'other_piece')
 UNBOUNDED_STEPS = 2**40  # a stream nobody reads to its end
-MAX_TRIES = 100
+MAX_TRIES = 100  # anchors redrawn when a piece is too short for a negative
 # grain's reader threads open memory maps lazily; np.load parses .npy headers
 # with ast, which CPython 3.11 does not allow from several threads at once
 # ("AST constructor recursion depth mismatch"). One open at a time.
-_OPEN_LOCK = threading.Lock()  # anchors redrawn when a piece is too short for a negative
+_OPEN_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Audio input and time-frequency features (log-mel, harmonic CQT).
+"""Audio input and time-frequency features (log-mel, harmonic CQT, MFCC, chroma).
 
 Features are plain functions of (waveform, config) -> [frames, bins(, chans)]
 on a centred frame grid: frame i sits at i * hop / sample_rate seconds.
@@ -112,6 +112,24 @@ def hcqt(audio: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
     out[:, :n_bins, channel] = librosa.amplitude_to_db(
         magnitude, ref=1.0, amin=1e-5, top_db=None).T[:frames]
   return out
+
+
+def mfcc(audio: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  """[frames, 10] MFCC coefficients 4-13: the published timbre baseline.
+
+  The first three coefficients (loudness and spectral tilt) are left out, as
+  in the published evaluation.
+  """
+  out = librosa.feature.mfcc(y=audio, sr=config.sample_rate, n_mfcc=13,
+                             hop_length=config.hop_length)[3:13]
+  return out.T.astype(np.float32)
+
+
+def chroma(audio: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  """[frames, 12] STFT chroma, tuning estimated: the published harmony baseline."""
+  out = librosa.feature.chroma_stft(y=audio, sr=config.sample_rate,
+                                    hop_length=config.hop_length, tuning=None)
+  return out.T.astype(np.float32)
 
 
 def compute_features(audio: np.ndarray,

@@ -37,7 +37,6 @@ from absl import flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import librosa
 import ml_collections
 import numpy as np
 import optax
@@ -183,20 +182,15 @@ def train_probe(x_train, y_train, settings: ProbeSettings, seed: int,
 
 def baseline_features(kind: str, path: pathlib.Path, config,
                       num_frames: int) -> np.ndarray:
-  """MFCC coefficients 4-13 or chroma, at the feature frame rate."""
-  waveform = audio_lib.load_audio(path, config.sample_rate)
-  if kind == 'mfcc':
-    out = librosa.feature.mfcc(y=waveform, sr=config.sample_rate, n_mfcc=13,
-                               hop_length=config.hop_length)[3:13]
-  elif kind == 'chroma':
-    out = librosa.feature.chroma_stft(y=waveform, sr=config.sample_rate,
-                                      hop_length=config.hop_length)
-  else:
+  """MFCC coefficients 4-13 or chroma, on the cache's `num_frames` frames."""
+  functions = dict(mfcc=audio_lib.mfcc, chroma=audio_lib.chroma)
+  if kind not in functions:
     raise ValueError(f'unknown baseline {kind!r}')
-  out = out.T[:num_frames]
+  out = functions[kind](audio_lib.load_audio(path, config.sample_rate), config)
+  out = out[:num_frames]
   if len(out) < num_frames:
     out = np.pad(out, ((0, num_frames - len(out)), (0, 0)), mode='edge')
-  return out.astype(np.float32)
+  return out
 
 
 def split_frames(prepared: prepare_lib.PreparedDataset, split: str,

@@ -4,7 +4,7 @@ import numpy as np
 import soundfile as sf
 
 from cvrl import audio
-from conftest import SR
+from conftest import SR, run_python
 
 
 def sine(freq, seconds, sr):
@@ -62,3 +62,64 @@ def test_feature_key_tracks_only_relevant_settings():
   assert audio.feature_key(config) != key
   config.kind = 'hcqt'
   assert audio.feature_key(config).startswith('hcqt-')
+
+
+def test_tuning_estimation_runs_in_a_fresh_process():
+  """Every feature that estimates tuning, in a child process.
+
+  numba 0.68 with librosa 0.11 segfaults in librosa's tuning estimation; in a
+  child the crash is a clear failure instead of a dead test session.
+  """
+  code = (
+      'import numpy as np; from cvrl import audio; '
+      'c = audio.feature_config(); c.kind = "hcqt"; '
+      'x = np.random.default_rng(0).standard_normal(3 * 22050).astype("f4"); '
+      'audio.compute_features(x, c); audio.chroma(x, c); audio.mfcc(x, c); '
+      'print("ok")')
+  result = run_python('-c', code)
+  assert result.returncode == 0 and 'ok' in result.stdout, (
+      f'tuning estimation failed (exit {result.returncode}); numba/llvmlite '
+      f'not the tested versions of requirements-lock.txt?\n{result.stderr}')
+
+
+def test_hcqt_with_tuning_estimation_finds_the_pitch():
+  config = audio.feature_config()
+  config.kind = 'hcqt'
+  assert config.hcqt.estimate_tuning  # the published setting
+  # A quarter-semitone sharp A4: tuning estimation moves the grid onto it.
+  sharp = 440.0 * 2 ** (0.25 / 12)
+  features = audio.compute_features(sine(sharp, 8.0, SR), config)
+  assert features.shape == (1 + 8 * SR // 512, 252, 5)
+  assert np.isfinite(features).all()
+  middle = features[features.shape[0] // 2]
+  assert abs(int(np.argmax(middle[:, 1])) - 135) <= 1
+
+
+def test_mfcc_drops_loudness_coefficients():
+  config = audio.feature_config()
+  x = sine(300, 3.0, SR) + 0.05 * np.random.default_rng(0).standard_normal(
+      3 * SR).astype(np.float32)
+  features = audio.mfcc(x, config)
+  assert features.shape == (1 + 3 * SR // 512, 10)
+  # Gain only moves coefficient 0 of a log-mel DCT, which is left out.
+  np.testing.assert_allclose(audio.mfcc(4 * x, config), features, atol=1e-2)
+
+
+def test_chroma_estimates_tuning_and_finds_the_pitch_class():
+  config = audio.feature_config()
+  # 40 cents sharp of A4: without tuning estimation nearly between A and A#.
+  features = audio.chroma(sine(440.0 * 2 ** (0.4 / 12), 4.0, SR), config)
+  assert features.shape == (1 + 4 * SR // 512, 12)
+  assert np.isfinite(features).all()
+  classes = np.argmax(features[10:-10], axis=1)
+  assert np.all(classes == 9)  # A, counting from C
+
+
+def test_installed_packages_satisfy_the_declared_ranges():
+  """`pip check`: e.g. numba 0.68 installed by hand beside librosa 0.11.
+
+  The crash it causes depends on the CPU (seen on AVX-512 hosts), so the
+  range check is what catches that combination on every machine.
+  """
+  result = run_python('-m', 'pip', 'check')
+  assert result.returncode == 0, result.stdout + result.stderr

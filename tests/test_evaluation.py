@@ -55,7 +55,8 @@ def test_embed_binary_on_an_audio_file(workdir, tmp_path):
 
 @pytest.mark.parametrize('representation,target', [
     ('embedding', 'instruments'), ('embedding', 'pitch_classes'),
-    ('mfcc', 'instruments'), ('input', 'pitch_classes')])
+    ('mfcc', 'instruments'), ('chroma', 'pitch_classes'),
+    ('input', 'pitch_classes')])
 def test_probe_binary_writes_json_markdown_png(workdir, representation,
                                                target):
   result = conftest.run_python(
@@ -116,7 +117,7 @@ def test_benchmark_scripts_on_a_trained_workdir(workdir):
 
 
 def test_ablation_driver_trains_probes_and_tabulates(workdir, tmp_path):
-  """launch/ablate.py end to end on the tiny dataset, one study, 1 probe seed."""
+  """experiments/ablate.py end to end on the tiny dataset, one study, 1 probe seed."""
   result = conftest.run_python(
       str(conftest.ROOT / 'launch' / 'ablate.py'), f'--out={tmp_path / "ab"}',
       f'--table={tmp_path / "table"}', '--only=seed', '--seeds=1', '--hop=2',

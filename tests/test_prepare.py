@@ -1,6 +1,8 @@
 """Feature and reference caches: complete, fresh, atomic, and the binary."""
 
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import soundfile as sf
 from cvrl import audio
 from cvrl.data import layout
 from cvrl.data import prepare
-from conftest import run_python, tone, version_seconds
+from conftest import ROOT, run_python, tone, version_seconds
 
 
 def config(kind='logmel'):
@@ -99,11 +101,40 @@ def test_interrupted_prepare_leaves_no_valid_cache(cvrl_dataset, monkeypatch):
   prepare.open_cache(cvrl_dataset, config())
 
 
-def test_parallel_workers_and_hcqt(cvrl_dataset):
-  prepare.prepare(cvrl_dataset, config('hcqt'), workers=2, progress=False)
-  prepared = prepare.open_cache(cvrl_dataset, config('hcqt'))
-  version = prepared.dataset.version('p2', 'c')
-  assert prepared.features(version).shape[1:] == (252, 5)
+def segfault_on_p1_b(job):
+  """A feature job that dies natively on one version, like numba 0.68 did."""
+  if job[0].version.key == 'p1/b':
+    os.kill(os.getpid(), signal.SIGSEGV)
+  return prepare._build_features_job(job)  # pylint: disable=protected-access
+
+
+def test_worker_crash_names_the_version_and_writes_no_cache(cvrl_dataset):
+  with pytest.raises(layout.DatasetError) as error:
+    prepare.prepare(cvrl_dataset, config(), workers=2, progress=False,
+                    build_job=segfault_on_p1_b)
+  message = str(error.value)
+  assert str(cvrl_dataset / 'audio' / 'p1' / 'b.wav') in message
+  assert 'version p1/b' in message and 'SIGSEGV' in message
+  root = prepare.cache_root(cvrl_dataset, config())
+  features, manifest, _ = prepare.cache_paths(
+      root, layout.load_dataset(cvrl_dataset).version('p1', 'b'))
+  assert not features.exists() and not manifest.exists()
+  assert not list(root.glob('*/.*.tmp-*'))
+  with pytest.raises(layout.DatasetError, match='no complete feature cache'):
+    prepare.open_cache(cvrl_dataset, config())
+
+
+def test_paper_features_binary_with_workers(cvrl_dataset):
+  """The published HCQT, tuning estimated, through the binary with 2 workers."""
+  result = run_binary(f'--data={cvrl_dataset}', '--workers=2',
+                      f'--config={ROOT / "configs" / "features.py"}:paper')
+  assert result.returncode == 0, result.stderr
+  paper = config('hcqt')
+  assert paper.hcqt.estimate_tuning
+  prepared = prepare.open_cache(cvrl_dataset, paper)
+  features = prepared.features(prepared.dataset.version('p2', 'c'))
+  assert features.shape[1:] == (252, 5)
+  assert np.isfinite(np.asarray(features, np.float32)).all()
   assert prepared.mean.shape == prepared.std.shape == (252, 5)
   # The log-mel cache is separate and still missing.
   with pytest.raises(layout.DatasetError, match='no complete feature cache'):

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import faulthandler
 import hashlib
 import json
 import multiprocessing
 import os
 import pathlib
+import signal
 import sys
 from typing import Optional
 
@@ -207,6 +209,74 @@ def _build_features_job(args):
   return info.version.key, build_features(info, config, root)
 
 
+def _describe_exit(code: Optional[int]) -> str:
+  if code is not None and code < 0:
+    try:
+      return f'killed by {signal.Signals(-code).name}'
+    except ValueError:
+      return f'killed by signal {-code}'
+  return f'exit code {code}'
+
+
+def _find_crashing_job(jobs, build_job, context) -> None:
+  """Re-runs jobs one per process until one dies; raises DatasetError naming it.
+
+  A process pool whose worker dies (a segfault in a native library, the OOM
+  killer) only says that the pool broke, not which job it was running. Native
+  crashes are deterministic, so replaying the unfinished jobs one at a time
+  finds the version and the signal.
+  """
+  for job in jobs:
+    process = context.Process(target=build_job, args=(job,))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+      info = job[0]
+      raise layout.DatasetError(
+          f'{info.version.audio_path}: computing features for version '
+          f'{info.version.key} crashed its worker process '
+          f'({_describe_exit(process.exitcode)}); no cache entry was written. '
+          'A native crash here usually means an incompatible numba/llvmlite '
+          'for librosa: install the tested versions (requirements-lock.txt).')
+
+
+def _remove_temporaries(root: pathlib.Path) -> None:
+  """Temporary files of writes a dead worker did not finish."""
+  for path in root.glob('*/.*.tmp-*'):
+    path.unlink(missing_ok=True)
+
+
+def build_all_features(jobs, workers: int, bar, build_job=None) -> None:
+  """Runs the feature jobs, in `workers` processes when there are several.
+
+  `build_job` replaces the job function (tests inject a crashing one).
+  """
+  build_job = build_job or _build_features_job
+  if workers <= 1 or len(jobs) <= 1:
+    for job in jobs:
+      bar.set_postfix_str(job[0].version.key)  # names the version on a crash
+      build_job(job)
+      bar.update()
+    return
+  # spawn, not fork: the trainer calls this after JAX has started threads.
+  context = multiprocessing.get_context('spawn')
+  pending = {}
+  try:
+    with concurrent.futures.ProcessPoolExecutor(workers,
+                                                mp_context=context) as pool:
+      pending = {pool.submit(build_job, job): job for job in jobs}
+      for future in concurrent.futures.as_completed(pending):
+        future.result()
+        del pending[future]
+        bar.update()
+  except concurrent.futures.process.BrokenProcessPool:
+    _remove_temporaries(jobs[0][2])
+    _find_crashing_job(list(pending.values()), build_job, context)
+    raise layout.DatasetError(
+        f'{jobs[0][2]}: a feature worker process died, but no single version '
+        'reproduces it (out of memory?); re-run with --workers=1') from None
+
+
 # ----------------------------------------------------------------------------
 # Normalisation statistics.
 
@@ -268,7 +338,7 @@ def compute_stats(dataset: layout.Dataset, root: pathlib.Path,
 
 def prepare(data_dir, config: ml_collections.ConfigDict,
             cache_dir: Optional[str] = None, workers: int = 1,
-            progress: bool = True) -> pathlib.Path:
+            progress: bool = True, build_job=None) -> pathlib.Path:
   """Validates `data_dir` and brings its caches up to date; returns the cache.
 
   Raises layout.DatasetError before writing anything if the dataset is broken.
@@ -287,16 +357,7 @@ def prepare(data_dir, config: ml_collections.ConfigDict,
   jobs = [(info, config.to_dict(), root) for info in stale]
   bar = tqdm.tqdm(total=len(jobs), desc='features', unit='version',
                   disable=not progress or not jobs)
-  if workers > 1 and len(jobs) > 1:
-    # spawn, not fork: the trainer calls this after JAX has started threads.
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context('spawn')) as pool:
-      for _ in pool.map(_build_features_job, jobs):
-        bar.update()
-  else:
-    for job in jobs:
-      _build_features_job(job)
-      bar.update()
+  build_all_features(jobs, workers, bar, build_job)
   bar.close()
 
   index = dict(feature_key=audio_lib.feature_key(config),
@@ -409,6 +470,7 @@ def define_flags():
 
 def main(argv):
   del argv
+  faulthandler.enable()  # a native crash prints where it happened
   # A training config names its dataset; --data / --cache_dir win.
   data_section = FLAGS.config.get('data', {})
   data = FLAGS.data or data_section.get('root')

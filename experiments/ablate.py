@@ -1,9 +1,9 @@
 r"""Why does CV not beat SV on the demo? One change at a time, SV and CV each.
 
-  .venv/bin/python launch/ablate.py [--out=runs/ablate] [--table=runs/table] \
+  .venv/bin/python experiments/ablate.py [--out=runs/ablate] [--table=runs/table] \
       [--only=budget,soundfont] [--seeds=3] [--hop=4] [--variant=demo]
 
-Each study changes one thing against the table runs (launch/table.py, the
+Each study changes one thing against the table runs (experiments/table.py, the
 `:demo` configs, 1500 steps), for SV and for CV:
   budget     3000 steps instead of 1500 (continues the table run from its
              step-1500 checkpoint: with the constant learning rate and the
@@ -27,12 +27,16 @@ import json
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 import time
 from typing import NamedTuple
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from experiments import runner  # noqa: E402  pylint: disable=g-import-not-at-top
+from experiments.runner import run  # noqa: E402
+
 ONE_SOUNDFONT = ['data.root=demo_data_1sf', 'data.demo_soundfonts=FluidR3_GM']
 
 
@@ -50,14 +54,6 @@ STUDIES = (
     Study('augment', 'no augmentations', ['augment.enabled=False']),
 )
 METHODS = ('sv', 'cv')
-
-
-def run(*args, capture: bool = False) -> str:
-  command = [sys.executable, *args]
-  print('$', ' '.join(command[1:]), flush=True)
-  result = subprocess.run(command, cwd=ROOT, check=True, text=True,
-                          stdout=subprocess.PIPE if capture else None)
-  return result.stdout if capture else ''
 
 
 def train(method: str, workdir: pathlib.Path, overrides, table: pathlib.Path,
@@ -113,7 +109,7 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--out', default='runs/ablate')
   parser.add_argument('--table', default='runs/table',
-                      help='launch/table.py output: the reference runs')
+                      help='experiments/table.py output: the reference runs')
   parser.add_argument('--only', default=','.join(s.name for s in STUDIES))
   parser.add_argument('--seeds', type=int, default=3)
   parser.add_argument('--hop', type=int, default=4)
@@ -181,4 +177,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(runner.main(main))

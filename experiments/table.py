@@ -1,6 +1,6 @@
 r"""The SV / CV / Sup results table on the demo dataset, in one command.
 
-  .venv/bin/python launch/table.py [--out=runs/table] [--variant=demo] [--seeds=3] [--hop=4]
+  .venv/bin/python experiments/table.py [--out=runs/table] [--variant=demo] [--seeds=3] [--hop=4]
 
 Trains SV, CV and Sup with configs/{sv,cv,sup}.py:<variant>; probes the
 three embeddings, the MFCC and chroma baselines and the log-mel input frames
@@ -15,7 +15,6 @@ resumes where it stopped.
 import argparse
 import json
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -23,18 +22,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cvrl import ssm as ssm_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from experiments import runner  # noqa: E402
+from experiments.runner import run  # noqa: E402
 
 METHODS = ('sv', 'cv', 'sup')
 BASELINES = ('mfcc', 'chroma')
 TARGETS = ('instruments', 'pitch_classes')
 PUBLISHED = dict(sv=(0.708, 0.735, 0.590), cv=(0.753, 0.795, 0.657),
                  sup=(0.838, 0.881, 0.772))
-
-
-def run(*args) -> None:
-  command = [sys.executable, *args]
-  print('$', ' '.join(command[1:]), flush=True)
-  subprocess.run(command, cwd=ROOT, check=True)
 
 
 def rows(out: pathlib.Path):
@@ -142,4 +137,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(runner.main(main))

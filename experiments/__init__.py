@@ -1,0 +1,1 @@
+"""Experiment drivers: the results table and the studies (scripts, one runner)."""

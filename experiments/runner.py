@@ -1,0 +1,53 @@
+"""Runs the steps of an experiment driver: public binaries as subprocesses.
+
+Every step is a command line of cvrl's own binaries, so a driver does nothing a
+user could not do by hand, and its outputs are files the step writes. A step
+that fails stops the driver with one line naming the step, and what finished
+before it stays on disk for the next run to skip.
+"""
+
+import pathlib
+import signal
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class StepFailed(RuntimeError):
+  """A driver step exited non-zero; the message names the step and the exit."""
+
+
+def describe_exit(code: int) -> str:
+  if code < 0:
+    try:
+      return f'killed by {signal.Signals(-code).name}'
+    except ValueError:
+      return f'killed by signal {-code}'
+  return f'exit code {code}'
+
+
+def run(*args, capture: bool = False) -> str:
+  """Runs `python *args` in the checkout; returns stdout when `capture`.
+
+  Raises StepFailed naming the command when it fails (a native crash included).
+  """
+  command = [sys.executable, *map(str, args)]
+  shown = ' '.join(command[1:])
+  print('$', shown, flush=True)
+  result = subprocess.run(command, cwd=ROOT, text=True, check=False,
+                          stdout=subprocess.PIPE if capture else None)
+  if result.returncode != 0:
+    raise StepFailed(f'step failed ({describe_exit(result.returncode)}): '
+                     f'{shown}')
+  return result.stdout if capture else ''
+
+
+def main(driver) -> int:
+  """Calls `driver()`; a failed step becomes one error line and exit 1."""
+  try:
+    return driver()
+  except StepFailed as e:
+    print(f'error: {e}; finished steps are kept, re-run to resume',
+          file=sys.stderr)
+    return 1

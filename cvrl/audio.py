@@ -51,9 +51,16 @@ def frame_rate(config: ml_collections.ConfigDict) -> float:
   return config.sample_rate / config.hop_length
 
 
+class AudioError(ValueError):
+  """An audio file cannot be read; the message names it."""
+
+
 def load_audio(path, sample_rate: int) -> np.ndarray:
   """Any file soundfile reads -> mono float32 at `sample_rate`."""
-  audio, source_rate = sf.read(str(path), dtype='float32', always_2d=True)
+  try:
+    audio, source_rate = sf.read(str(path), dtype='float32', always_2d=True)
+  except Exception as e:  # soundfile raises several types for broken files
+    raise AudioError(f'{path}: cannot decode audio: {e}') from e
   audio = audio.mean(axis=1)
   if source_rate != sample_rate:
     audio = librosa.resample(audio, orig_sr=source_rate, target_sr=sample_rate,

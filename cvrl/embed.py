@@ -17,91 +17,25 @@ W/embeddings/step_<N>/hop_<H>/<piece>/<version>.npy.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import pathlib
-import sys
-from typing import Any, Optional
+from typing import Optional
 
 from absl import app
 from absl import flags
 from absl import logging
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 import tqdm
 
 from cvrl import audio as audio_lib
 from cvrl import augment
-from cvrl import models
+from cvrl import checkpoints
+from cvrl import cli
 from cvrl import sliding
-from cvrl import train
 from cvrl.data import layout
 from cvrl.data import prepare as prepare_lib
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedEncoder:
-  """A checkpoint's encoder with what it needs to embed features."""
-  config: ml_collections.ConfigDict
-  model: models.Encoder
-  variables: Any  # {'params', 'batch_stats'}
-  mean: np.ndarray
-  std: np.ndarray
-  step: int
-  classes: tuple[str, ...]
-
-  @property
-  def patch_frames(self) -> int:
-    return self.config.data.patch_frames
-
-
-def load_config(workdir) -> ml_collections.ConfigDict:
-  path = pathlib.Path(workdir) / 'config.json'
-  if not path.exists():
-    raise FileNotFoundError(f'{path}: not there; is {workdir} a cvrl.train '
-                            'workdir?')
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
-
-
-def load_encoder(workdir, step: Optional[int] = None) -> TrainedEncoder:
-  """The encoder of `workdir`'s latest (or given) checkpoint, ready to embed."""
-  workdir = pathlib.Path(workdir)
-  config = load_config(workdir)
-  manager = train.checkpoint_manager(workdir, config.keep_checkpoints)
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f'{workdir / "checkpoints"}: no checkpoint')
-  meta = manager.restore(step, args=ocp.args.Composite(
-      meta=ocp.args.JsonRestore()))['meta']
-  num_classes = len(meta['classes']) if config.method == 'sup' else 0
-  model = models.create_model(config, num_classes)
-  state = train.create_train_state(jax.random.key(0), config, model)
-  state, normalisation, _, _ = train.restore_checkpoint(manager, state, step)
-  manager.close()
-  return TrainedEncoder(
-      config=config, model=model,
-      variables=dict(params=state.params, batch_stats=state.batch_stats),
-      mean=np.asarray(normalisation['mean'], np.float32),
-      std=np.asarray(normalisation['std'], np.float32), step=int(step),
-      classes=tuple(meta['classes']))
-
-
-def untrained_encoder(config: ml_collections.ConfigDict,
-                      seed: int = 0) -> TrainedEncoder:
-  """A randomly initialised encoder of `config` (identity normalisation):
-  for speed measurements and tests, which don't depend on the weights."""
-  model = models.create_model(config)
-  state = train.create_train_state(jax.random.key(seed), config, model)
-  bins = int(np.prod(models.input_shape(config)[1:]))
-  return TrainedEncoder(
-      config=config, model=model,
-      variables=dict(params=state.params, batch_stats=state.batch_stats),
-      mean=np.zeros(bins, np.float32), std=np.ones(bins, np.float32), step=0,
-      classes=())
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'patch_frames'))
@@ -116,7 +50,7 @@ def _embed_batch(model, variables, padded, starts, patch_frames):
 METHODS = ('dense', 'patches')
 
 
-def embed_features(encoder: TrainedEncoder, features: np.ndarray,
+def embed_features(encoder: checkpoints.TrainedModel, features: np.ndarray,
                    hop: int = 1, batch_size: int = 512,
                    method: str = 'dense') -> np.ndarray:
   """[frames, bins(, channels)] dB features -> [ceil(frames / hop), D] float32.
@@ -169,13 +103,13 @@ def embed_features(encoder: TrainedEncoder, features: np.ndarray,
       (0, encoder.config.model.embedding_dim), np.float32)
 
 
-def cache_path(workdir, encoder: TrainedEncoder, version: layout.Version,
+def cache_path(workdir, encoder: checkpoints.TrainedModel, version: layout.Version,
                hop: int) -> pathlib.Path:
   return (pathlib.Path(workdir) / 'embeddings' / f'step_{encoder.step}' /
           f'hop_{hop}' / version.piece / f'{version.name}.npy')
 
 
-def open_dataset(encoder: TrainedEncoder,
+def open_dataset(encoder: checkpoints.TrainedModel,
                  data: Optional[str] = None) -> prepare_lib.PreparedDataset:
   """The workdir's dataset (or `data`), with caches of the encoder's features."""
   root = data or encoder.config.data.root
@@ -183,7 +117,7 @@ def open_dataset(encoder: TrainedEncoder,
                                 encoder.config.data.cache_dir or None)
 
 
-def embed_split(workdir, encoder: TrainedEncoder,
+def embed_split(workdir, encoder: checkpoints.TrainedModel,
                 prepared: prepare_lib.PreparedDataset, split: str,
                 hop: int = 1, progress: bool = True) -> dict[str, np.ndarray]:
   """{version key: [frames / hop, D]} for every version of a split, cached."""
@@ -219,33 +153,29 @@ def define_flags():
 
 def main(argv):
   del argv
-  train.quiet_logging()
-  try:
-    encoder = load_encoder(FLAGS.workdir, FLAGS.step)
-    rate = audio_lib.frame_rate(encoder.config.features)
-    if FLAGS.audio:
-      if not FLAGS.out:
-        raise app.UsageError('--audio needs --out=emb.npy')
-      waveform = audio_lib.load_audio(FLAGS.audio,
-                                      encoder.config.features.sample_rate)
-      features = audio_lib.compute_features(waveform, encoder.config.features)
-      embedding = embed_features(encoder, features, FLAGS.hop)
-      np.save(FLAGS.out, embedding)
-      print(f'{FLAGS.out}: {embedding.shape[0]} embeddings x '
-            f'{embedding.shape[1]} at {rate / FLAGS.hop:.2f} per second')
-      return
-    prepared = open_dataset(encoder, FLAGS.data)
-    embeddings = embed_split(FLAGS.workdir, encoder, prepared, FLAGS.split,
-                             FLAGS.hop)
-    frames = sum(len(e) for e in embeddings.values())
-    print(f'{FLAGS.workdir}: {len(embeddings)} {FLAGS.split} versions, '
-          f'{frames} embeddings in '
-          f'{cache_path(FLAGS.workdir, encoder, prepared.dataset.versions()[0], FLAGS.hop).parents[1]}')
-  except (FileNotFoundError, layout.DatasetError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  encoder = checkpoints.restore_model(FLAGS.workdir, FLAGS.step)
+  rate = audio_lib.frame_rate(encoder.config.features)
+  if FLAGS.audio:
+    if not FLAGS.out:
+      raise app.UsageError('--audio needs --out=emb.npy')
+    waveform = audio_lib.load_audio(FLAGS.audio,
+                                    encoder.config.features.sample_rate)
+    features = audio_lib.compute_features(waveform, encoder.config.features)
+    embedding = embed_features(encoder, features, FLAGS.hop)
+    np.save(FLAGS.out, embedding)
+    print(f'{FLAGS.out}: {embedding.shape[0]} embeddings x '
+          f'{embedding.shape[1]} at {rate / FLAGS.hop:.2f} per second')
+    return
+  prepared = open_dataset(encoder, FLAGS.data)
+  embeddings = embed_split(FLAGS.workdir, encoder, prepared, FLAGS.split,
+                           FLAGS.hop)
+  frames = sum(len(e) for e in embeddings.values())
+  folder = cache_path(FLAGS.workdir, encoder, prepared.dataset.versions()[0],
+                      FLAGS.hop).parents[1]
+  print(f'{FLAGS.workdir}: {len(embeddings)} {FLAGS.split} versions, '
+        f'{frames} embeddings in {folder}')
 
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -16,11 +16,8 @@ checkpoint), tensorboard/ (event files).
 from __future__ import annotations
 
 import functools
-import json
-import os
 import pathlib
 import signal
-import sys
 import time
 from typing import Any, Optional
 
@@ -35,26 +32,25 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
 
+from cvrl import checkpoints
+from cvrl import cli
 from cvrl import losses
+from cvrl import metric_writers
 from cvrl import models
-from cvrl.data import layout
 from cvrl.data import pipeline
 from cvrl.data import prepare as prepare_lib
 
 AXIS = 'batch'
-# A resumed run must agree with the checkpoint on these config sections.
-FIXED_SECTIONS = ('method', 'features', 'model', 'loss')
 
 
 class TrainState(train_state.TrainState):
   batch_stats: Any
 
 
-class TrainingError(RuntimeError):
-  """The run cannot go on (NaN loss, mismatched workdir); the message says why."""
+class TrainingError(cli.UserError):
+  """The run cannot go on (NaN loss); the message says why."""
 
 
 # ----------------------------------------------------------------------------
@@ -178,80 +174,12 @@ def model_inputs(config: ml_collections.ConfigDict,
 # Data, checkpoints, workdir.
 
 
-def ensure_data(config: ml_collections.ConfigDict,
-                progress: bool = True) -> prepare_lib.PreparedDataset:
-  """Builds the demo dataset if the config points at it and it is absent,
-  brings the feature caches up to date, and opens them."""
-  root = pathlib.Path(config.data.root) if config.data.root else None
-  cache_dir = config.data.cache_dir or None
-  if root is None:
-    raise layout.DatasetError('config.data.root is empty: set '
-                              '--config.data.root=DIR')
-  if jax.process_index() == 0:
-    if not root.exists():
-      if not config.data.demo:
-        raise layout.DatasetError(f'{root}: no such dataset folder '
-                                  '(config.data.root)')
-      from cvrl.data import demo  # pylint: disable=g-import-not-at-top
-      print(f'{root}: not there; building the demo dataset '
-            f'({config.data.demo_pieces} pieces x '
-            f'{config.data.demo_versions} versions)', flush=True)
-      demo.build_demo(root, config.data.demo_pieces,
-                      config.data.demo_versions, config.data.demo_max_seconds,
-                      seed=0, workers=os.cpu_count() or 1,
-                      soundfonts=tuple(config.data.demo_soundfonts.split(',')))
-    prepare_lib.prepare(root, config.features, cache_dir,
-                        workers=os.cpu_count() or 1, progress=progress)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices('cvrl data prepared')
-  return prepare_lib.open_cache(root, config.features, cache_dir)
-
-
-def check_workdir_config(workdir: pathlib.Path,
-                         config: ml_collections.ConfigDict) -> None:
-  """Refuses to resume a workdir trained with another method/model/features."""
-  path = workdir / 'config.json'
-  if not path.exists():
-    return
-  saved = json.loads(path.read_text())
-  current = json.loads(config.to_json_best_effort())
-  for section in FIXED_SECTIONS:
-    if saved.get(section) != current.get(section):
-      raise TrainingError(
-          f'{path}: config.{section} differs from this run\'s '
-          f'({saved.get(section)!r} vs {current.get(section)!r}); use a new '
-          '--workdir or the same settings')
-
-
-def checkpoint_manager(workdir: pathlib.Path, keep: int) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      (workdir / 'checkpoints').absolute(),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-
-
-def save_checkpoint(manager: ocp.CheckpointManager, state: TrainState,
+def save_checkpoint(checkpoints_manager, state: TrainState,
                     maker: pipeline.ExampleMaker, data_state: dict,
                     meta: dict) -> None:
   host_state = jax.device_get(flax.jax_utils.unreplicate(state))
-  step = int(host_state.step)
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(host_state),
-      normalisation=ocp.args.StandardSave(dict(mean=maker.mean, std=maker.std)),
-      pipeline=ocp.args.JsonSave(data_state),
-      meta=ocp.args.JsonSave(dict(meta, step=step))))
-
-
-def restore_checkpoint(manager: ocp.CheckpointManager, state: TrainState,
-                       step: int):
-  """-> (state, normalisation dict, pipeline state, meta) of checkpoint `step`."""
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract),
-      normalisation=ocp.args.StandardRestore(),
-      pipeline=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
-  return (restored['state'], restored['normalisation'], restored['pipeline'],
-          restored['meta'])
+  checkpoints.save(checkpoints_manager, host_state,
+                   dict(mean=maker.mean, std=maker.std), data_state, meta)
 
 
 def open_pipeline(maker: pipeline.ExampleMaker,
@@ -296,71 +224,23 @@ class StopSignal:
       signal.signal(sig, handler)
 
 
-class MetricWriter:
-  """Console-free metric sink: metrics.jsonl and TensorBoard event files."""
-
-  def __init__(self, workdir: pathlib.Path, enabled: bool, start_step: int):
-    self.enabled = enabled
-    if enabled:
-      import tensorboardX  # pylint: disable=g-import-not-at-top
-      path = workdir / 'metrics.jsonl'
-      if path.exists():  # drop steps after the checkpoint we resume from
-        kept = [line for line in path.read_text().splitlines()
-                if json.loads(line)['step'] <= start_step]
-        path.write_text(''.join(line + '\n' for line in kept))
-      self.jsonl = open(path, 'a')
-      self.tensorboard = tensorboardX.SummaryWriter(str(workdir / 'tensorboard'))
-
-  def write(self, step: int, metrics: dict[str, float]) -> None:
-    if not self.enabled:
-      return
-    self.jsonl.write(json.dumps(dict(step=step, **metrics)) + '\n')
-    self.jsonl.flush()
-    for name, value in metrics.items():
-      self.tensorboard.add_scalar(f'train/{name}', value, step)
-
-  def close(self) -> None:
-    if self.enabled:
-      self.jsonl.close()
-      self.tensorboard.close()
-
-
-def plot_metrics(workdir: pathlib.Path) -> None:
-  """workdir/metrics.png: loss (and distances) against step, for a quick look."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  rows = [json.loads(line) for line in
-          (workdir / 'metrics.jsonl').read_text().splitlines()]
-  if not rows:
-    return
-  steps = [r['step'] for r in rows]
-  names = [n for n in ('loss', 'd_pos', 'd_neg', 'accuracy') if n in rows[-1]]
-  fig, axes = plt.subplots(1, len(names) + 1, figsize=(4 * (len(names) + 1), 3))
-  for ax, name in zip(axes, names):
-    ax.plot(steps, [r.get(name, np.nan) for r in rows])
-    ax.set_title(name)
-    ax.set_xlabel('step')
-  axes[-1].plot(steps, [r['steps_per_sec'] for r in rows])
-  axes[-1].set_title('steps/s')
-  axes[-1].set_xlabel('step')
-  fig.suptitle(str(workdir))
-  fig.tight_layout()
-  fig.savefig(workdir / 'metrics.png', dpi=80)
-  plt.close(fig)
-
-
 # ----------------------------------------------------------------------------
 # The loop.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
-                       progress: bool = True) -> TrainState:
+def train(config: ml_collections.ConfigDict, workdir,
+          progress: bool = True) -> TrainState:
   """Trains until config.num_train_steps (or a stop signal); returns the state."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  check_workdir_config(workdir, config)
-  prepared = ensure_data(config, progress=progress)
+  checkpoints.check_config(workdir, config)
+  if jax.process_index() == 0:
+    prepare_lib.ensure_prepared(config, progress=progress)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('cvrl data prepared')
+  prepared = prepare_lib.open_cache(config.data.root, config.features,
+                                    config.data.cache_dir or None)
   classes = prepared.dataset.instrument_classes
 
   model = models.create_model(
@@ -371,16 +251,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   state = create_train_state(init_rng, config, model)
   maker = pipeline.example_maker(prepared, config)
   if jax.process_index() == 0:
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+    checkpoints.write_config(workdir, config)
   meta = dict(method=config.method, classes=list(classes),
               feature_key=prepared.cache.name,
               input_shape=list(models.input_shape(config)))
 
-  manager = checkpoint_manager(workdir, config.keep_checkpoints)
+  manager = checkpoints.manager(workdir, config.keep_checkpoints)
   data_state = None
   latest = manager.latest_step()
   if latest is not None:
-    state, normalisation, data_state, _ = restore_checkpoint(
+    state, normalisation, data_state, _ = checkpoints.restore(
         manager, state, latest)
     maker.mean = np.asarray(normalisation['mean'], np.float32)
     maker.std = np.asarray(normalisation['std'], np.float32)
@@ -393,7 +273,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   p_train_step = pmapped_train_step(config)
   state = flax.jax_utils.replicate(state)
   step_rngs = flax.jax_utils.replicate(step_rng)
-  writer = MetricWriter(workdir, jax.process_index() == 0, start_step)
+  writer = metric_writers.MetricWriter(workdir, jax.process_index() == 0,
+                                       start_step)
   stop = StopSignal()
   bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step,
                   desc=f'train {config.method}', unit='step',
@@ -440,7 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
         save_checkpoint(manager, state, maker,
                         dict(pipeline_meta, grain=iterator.get_state()), meta)
         if jax.process_index() == 0:
-          plot_metrics(workdir)
+          metric_writers.plot_metrics(workdir)
       if stop.received:
         manager.wait_until_finished()
         print(f'{stop.received}: saved the checkpoint at step {step} in '
@@ -477,34 +358,15 @@ def define_flags():
   flags.mark_flags_as_required(['workdir', 'config'])
 
 
-def initialize_distributed() -> None:
-  # Collectives between CPU processes (tests, the local launcher) need gloo;
-  # the setting is ignored on GPU/TPU.
-  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(coordinator_address=FLAGS.coordinator,
-                             num_processes=FLAGS.num_processes,
-                             process_id=FLAGS.process_id)
-
-
-def quiet_logging() -> None:
-  """WARNING unless --verbosity is given: orbax and grain log a lot at INFO."""
-  if not flags.FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  quiet_logging()
   if FLAGS.distributed:
-    initialize_distributed()
-  logging.warning('JAX process %d of %d, local devices: %s', jax.process_index(),
-               jax.process_count(), jax.local_devices())
-  try:
-    state = train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (layout.DatasetError, TrainingError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+    cli.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes,
+                               FLAGS.process_id)
+  logging.warning('JAX process %d of %d, local devices: %s',
+                  jax.process_index(), jax.process_count(), jax.local_devices())
+  state = train(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
     print(f'{FLAGS.workdir}: step {int(state.step)} of '
           f'{FLAGS.config.num_train_steps}', flush=True)
@@ -512,4 +374,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main)

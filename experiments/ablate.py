@@ -17,7 +17,7 @@ Each study changes one thing against the table runs (experiments/table.py, the
   augment    no augmentations
 Every run is probed for instruments (published and strong probe, `--seeds`
 seeds, every `--hop`-th frame) and scored on cross-version retrieval
-(benchmarks/cross_version_retrieval.py); the soundfont study also probes its
+(cvrl.evaluation.retrieval); the soundfont study also probes its
 own log-mel input. Writes OUT/ablate.md and OUT/ablate.json; finished steps
 are skipped, so an interrupted study resumes.
 """
@@ -25,7 +25,6 @@ are skipped, so an interrupted study resumes.
 import argparse
 import json
 import pathlib
-import re
 import shutil
 import sys
 import time
@@ -85,20 +84,15 @@ def final_loss(workdir: pathlib.Path, last: int = 4) -> float:
   return sum(losses[-last:]) / len(losses[-last:])
 
 
-def retrieval(workdirs, hop: int) -> dict[str, float]:
-  """{workdir or 'input features of <root>': share retrieved within 1 s}."""
-  out = run(str(ROOT / 'benchmarks' / 'cross_version_retrieval.py'),
-            f'--workdirs={",".join(map(str, workdirs))}', f'--hop={hop}',
-            capture=True)
-  shares, prefix = {}, 'input features of '
-  for line in out.splitlines():
-    cells = [c.strip() for c in line.split('|')[1:-1]]
-    if len(cells) == 5 and re.fullmatch(r'[0-9.]+', cells[1]):
-      name = cells[0]
-      if name.startswith(prefix):  # key by the resolved dataset root
-        name = prefix + str((ROOT / name[len(prefix):]).resolve())
-      shares[name] = float(cells[1])
-  return shares
+def retrieval(workdir: pathlib.Path, args, representation='embedding',
+              data=None) -> float:
+  """Share of test queries retrieved within 1 s (cvrl.evaluation.retrieval)."""
+  path = workdir / 'retrieval' / f'{representation}.json'
+  if not path.exists():
+    run('-m', 'cvrl.evaluation.retrieval', f'--workdir={workdir}',
+        f'--representation={representation}', f'--hop={args.hop}',
+        *([f'--data={data}'] if data else []))
+  return json.loads(path.read_text())['within']['1']
 
 
 def cell(summary: dict, metric: str) -> str:
@@ -133,30 +127,25 @@ def main() -> int:
             args)
       rows.append((study.name, study.change, method, workdir,
                    'demo_data_1sf' if study.name == 'soundfont' else None))
-  data_root = {}  # workdir -> dataset root, for the input rows' retrieval
   results = []
   for study, change, method, workdir, data in rows:
     probes = probe(workdir, args)
     results.append(dict(study=study, change=change, method=method,
                         workdir=str(workdir), loss=final_loss(workdir),
                         strong=probes['strong']['summary'],
-                        published=probes['published']['summary']))
+                        published=probes['published']['summary'],
+                        retrieval=retrieval(workdir, args)))
     if data and method == 'cv':  # the input features of that dataset
       probes = probe(workdir, args, 'input', data)
-      data_root[str(workdir)] = str((ROOT / data).resolve())
       results.append(dict(study=study, change=change, method='log-mel input',
                           workdir=str(workdir), loss=None,
                           strong=probes['strong']['summary'],
-                          published=probes['published']['summary']))
-  shares = retrieval([r['workdir'] for r in results
-                      if r['method'] != 'log-mel input'], args.hop)
+                          published=probes['published']['summary'],
+                          retrieval=retrieval(workdir, args, 'input', data)))
   lines = ['| study | change | method | train loss (last 100 steps) | '
            'AP | AUC | F1 | AP, published probe | retrieval within 1 s |',
            '|---|---|---|---|---|---|---|---|---|']
   for r in results:
-    r['retrieval'] = shares.get(
-        f"input features of {data_root[r['workdir']]}"
-        if r['method'] == 'log-mel input' else r['workdir'])
     loss = f"{r['loss']:.3f}" if r['loss'] is not None else ''
     found = f"{r['retrieval']:.3f}" if r['retrieval'] is not None else ''
     lines.append(f"| {r['study']} | {r['change']} | {r['method'].upper() if len(r['method']) == 2 else r['method']} | "

@@ -21,7 +21,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cvrl import ssm as ssm_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl.evaluation import boundaries as ssm_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from experiments import runner  # noqa: E402
 from experiments.runner import run  # noqa: E402
 

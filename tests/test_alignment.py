@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cvrl.data import alignment
-from conftest import HOP, SR, tempo_curve_seconds
+from helpers import HOP, SR, tempo_curve_seconds
 
 FRAME_RATE = SR / HOP
 

@@ -5,7 +5,7 @@ import pytest
 
 from cvrl.data import annotations
 from cvrl.data import layout
-from conftest import HOP, SR
+from helpers import HOP, SR
 
 RATE = SR / HOP
 

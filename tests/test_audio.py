@@ -4,7 +4,7 @@ import numpy as np
 import soundfile as sf
 
 from cvrl import audio
-from conftest import SR, run_python
+from helpers import SR, run_python
 
 
 def sine(freq, seconds, sr):

@@ -3,7 +3,7 @@
 
 from cvrl import audio
 from cvrl.data import prepare
-from conftest import ROOT, run_python
+from helpers import ROOT, run_python
 
 
 
@@ -39,3 +39,15 @@ def test_train_throughput_reports_steps_and_pipeline(cvrl_dataset):
   pipeline_rows = [r for r in rows if r.split('|')[2].strip() in ('on', 'off')]
   assert len(pipeline_rows) == 2
   assert all(float(r.split('|')[4]) > 0 for r in pipeline_rows)
+
+
+def test_embed_throughput_on_a_trained_and_a_config_encoder(trained_workdir):
+  result = run_python(
+      str(ROOT / 'benchmarks' / 'embed_throughput.py'),
+      f'--encoders={trained_workdir},configs/cv.py:test', '--seconds=2',
+      f'--plot={trained_workdir / "speed.png"}')
+  assert result.returncode == 0, result.stderr
+  rows = [r.split('|') for r in result.stdout.splitlines() if r.startswith('| ')]
+  assert [r[3].strip() for r in rows[1:]] == ['original', 'patches', 'dense'] * 2
+  assert all(float(r[5]) > 0 for r in rows[1:])
+  assert (trained_workdir / 'speed.png').stat().st_size > 0

@@ -11,7 +11,7 @@ from cvrl.data import alignment
 from cvrl.data import demo
 from cvrl.data import layout
 from cvrl.data import prepare
-from conftest import run_python
+from helpers import run_python
 
 
 def run(module, *args):

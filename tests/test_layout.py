@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cvrl.data import layout
-from conftest import make_published_dataset, write_csv
+from helpers import make_published_dataset, write_csv
 
 
 def validate(root):

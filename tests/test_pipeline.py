@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import conftest
+import helpers
 from configs import cv
 from configs import sup
 from configs import sv
@@ -14,7 +14,7 @@ from cvrl.data import prepare
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):
-  root = conftest.make_cvrl_dataset(tmp_path_factory.mktemp('pipe') / 'data',
+  root = helpers.make_cvrl_dataset(tmp_path_factory.mktemp('pipe') / 'data',
                                     pieces=('p1', 'p2', 'p3'))
   config = cv.get_config('test')
   prepare.prepare(root, config.features, progress=False)

@@ -11,7 +11,7 @@ import soundfile as sf
 from cvrl import audio
 from cvrl.data import layout
 from cvrl.data import prepare
-from conftest import ROOT, run_python, tone, version_seconds
+from helpers import ROOT, run_python, tone, version_seconds
 
 
 def config(kind='logmel'):

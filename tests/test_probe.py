@@ -1,10 +1,17 @@
 """Probe metrics on hand-made cases, and a probe that must learn a separable task."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cvrl import probe
+import helpers
+from configs import cv
+from configs import evaluation
+from cvrl.evaluation import probe
+
+PUBLISHED, STRONG = probe.settings_from_config(evaluation.get_config().probe)
 
 LABELS = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
 SCORES = np.array([[0.9, 0.2, 0.1], [0.6, 0.7, 0.2], [0.8, 0.2, 0.3],
@@ -53,7 +60,7 @@ def test_strong_probe_learns_a_linearly_separable_task():
   x_val, y_val = separable(500, seed=1)
   x_test, y_test = separable(1000, seed=2)
   fit, test, val = probe.standardise(x_train, x_test, x_val)
-  predict, epochs = probe.train_probe(fit, y_train, probe.STRONG, 0, val, y_val)
+  predict, epochs = probe.train_probe(fit, y_train, STRONG, 0, val, y_val)
   result = probe.probe_metrics(y_test, predict(test))
   assert result['ap'] > 0.95 and result['f1'] > 0.9, (result, epochs)
 
@@ -61,7 +68,7 @@ def test_strong_probe_learns_a_linearly_separable_task():
 def test_published_probe_runs_its_ten_epochs():
   x, y = separable(640)
   (fit,) = probe.standardise(x)
-  predict, epochs = probe.train_probe(fit, y, probe.PUBLISHED, 0)
+  predict, epochs = probe.train_probe(fit, y, PUBLISHED, 0)
   assert epochs == 10
   scores = predict(fit)
   assert scores.shape == y.shape and np.all((scores >= 0) & (scores <= 1))
@@ -72,3 +79,32 @@ def test_standardise_uses_the_standard_deviation_and_survives_constants():
   out, other = probe.standardise(train, np.array([[2.0, 5.0]]))
   np.testing.assert_allclose(out, [[-1, 0], [1, 0]])
   np.testing.assert_allclose(other, [[0, 0]])
+
+
+@pytest.mark.parametrize('representation,target', [
+    ('embedding', 'instruments'), ('embedding', 'pitch_classes'),
+    ('mfcc', 'instruments'), ('chroma', 'pitch_classes'),
+    ('input', 'pitch_classes')])
+def test_probe_binary_writes_json_markdown_png(trained_workdir, representation,
+                                               target):
+  result = helpers.run_python(
+      '-m', 'cvrl.probe', f'--workdir={trained_workdir}', f'--target={target}',
+      f'--representation={representation}', '--seeds=2', '--hop=2')
+  assert result.returncode == 0, result.stderr
+  name = f'{representation}-{target}'
+  report = json.loads((trained_workdir / 'probe' / f'{name}.json').read_text())
+  assert set(report['probes']) == {'published', 'strong'}
+  for run in report["probes"].values():
+    assert len(run["runs"]) == 2
+    assert 0 <= run["summary"]["ap"]["mean"] <= 1
+  assert len(report['classes']) == (12 if target == 'pitch_classes' else 25)
+  assert '| published |' in (trained_workdir / 'probe' / f'{name}.md').read_text()
+  assert (trained_workdir / 'probe' / f'{name}.png').stat().st_size > 1000
+
+
+def test_probe_without_checkpoint_is_a_clear_error(tmp_path):
+  (tmp_path / 'config.json').write_text(
+      cv.get_config('test').to_json_best_effort())
+  result = helpers.run_python('-m', 'cvrl.probe', f'--workdir={tmp_path}')
+  assert result.returncode == 1
+  assert 'no checkpoint' in result.stderr

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from configs import cv
+from cvrl import checkpoints
 from cvrl import embed
 from cvrl import models
 from cvrl import sliding
 
 
-def random_encoder(config, seed=0) -> embed.TrainedEncoder:
+def random_encoder(config, seed=0) -> checkpoints.TrainedModel:
   """An untrained encoder with non-trivial BatchNorm and normalisation."""
-  encoder = embed.untrained_encoder(config, seed)
+  encoder = checkpoints.untrained_model(config, seed)
   rng = np.random.RandomState(seed)
   stats = jax.tree_util.tree_map_with_path(
       lambda path, x: (rng.uniform(0.5, 2.0, x.shape) if 'var' in str(path[-1])

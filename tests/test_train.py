@@ -12,10 +12,11 @@ import jax
 import numpy as np
 import pytest
 
-import conftest
+import helpers
 from configs import cv
 from configs import sup
 from configs import sv
+from cvrl import checkpoints
 from cvrl import models
 from cvrl import train
 from cvrl.data import pipeline
@@ -26,7 +27,7 @@ CONFIGS = dict(cv=cv.get_config, sv=sv.get_config, sup=sup.get_config)
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-  root = conftest.make_cvrl_dataset(tmp_path_factory.mktemp('train') / 'data',
+  root = helpers.make_cvrl_dataset(tmp_path_factory.mktemp('train') / 'data',
                                     pieces=('p1', 'p2', 'p3'))
   prepare.prepare(root, cv.get_config('test').features, progress=False)
   return root
@@ -79,7 +80,7 @@ def test_pmapped_steps_keep_replicas_identical_and_finite(data_root, method,
 
 
 def params_of(workdir, step):
-  manager = train.checkpoint_manager(workdir, 3)
+  manager = checkpoints.manager(workdir, 3)
   restored = manager.restore(step)
   manager.close()
   return restored['state']['params']
@@ -88,14 +89,14 @@ def params_of(workdir, step):
 def test_resume_gives_the_same_parameters_as_one_run(data_root, tmp_path):
   # Constant learning rate (the paper's), so the schedule does not depend on
   # num_train_steps, which the resumed run raises.
-  whole = train.train_and_evaluate(
+  whole = train.train(
       make_config('cv', data_root, num_train_steps=6), tmp_path / 'whole',
       progress=False)
-  train.train_and_evaluate(make_config('cv', data_root, num_train_steps=3),
+  train.train(make_config('cv', data_root, num_train_steps=3),
                            tmp_path / 'parts', progress=False)
   with open(tmp_path / 'parts' / 'metrics.jsonl', 'a') as f:
     f.write('{"step": 4, "loss": 9.9}\n')  # a crashed run logged past step 3
-  resumed = train.train_and_evaluate(
+  resumed = train.train(
       make_config('cv', data_root, num_train_steps=6), tmp_path / 'parts',
       progress=False)
   assert int(resumed.step) == int(whole.step) == 6
@@ -110,8 +111,8 @@ def test_resume_gives_the_same_parameters_as_one_run(data_root, tmp_path):
 
 def test_checkpoint_holds_normalisation_pipeline_and_meta(data_root, tmp_path):
   config = make_config('sup', data_root, num_train_steps=4)
-  train.train_and_evaluate(config, tmp_path, progress=False)
-  manager = train.checkpoint_manager(tmp_path, 3)
+  train.train(config, tmp_path, progress=False)
+  manager = checkpoints.manager(tmp_path, 3)
   assert manager.all_steps() == [2, 4]
   restored = manager.restore(4)
   manager.close()
@@ -128,9 +129,9 @@ def test_checkpoint_holds_normalisation_pipeline_and_meta(data_root, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-  root = conftest.make_cvrl_dataset(tmp_path / 'data', pieces=('p1', 'p2', 'p3'))
+  root = helpers.make_cvrl_dataset(tmp_path / 'data', pieces=('p1', 'p2', 'p3'))
   config = make_config('cv', root, num_train_steps=2)
-  train.train_and_evaluate(config, tmp_path / 'w', progress=False)
+  train.train(config, tmp_path / 'w', progress=False)
   prepared = prepare.open_cache(root, config.features)
   for version in prepared.dataset.versions():  # poison the cached features
     features = np.load(prepare.cache_paths(prepared.cache, version)[0],
@@ -139,9 +140,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     features.flush()
   with pytest.raises(train.TrainingError, match=r'loss is nan at step 3.*'
                      r'Last good checkpoint: step 2'):
-    train.train_and_evaluate(make_config('cv', root, num_train_steps=4),
+    train.train(make_config('cv', root, num_train_steps=4),
                              tmp_path / 'w', progress=False)
-  manager = train.checkpoint_manager(tmp_path / 'w', 3)
+  manager = checkpoints.manager(tmp_path / 'w', 3)
   assert manager.all_steps() == [2]
   logged = [json.loads(line)['step'] for line in
             (tmp_path / 'w' / 'metrics.jsonl').read_text().splitlines()]
@@ -152,10 +153,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_resume_refuses_another_model(data_root, tmp_path):
-  train.train_and_evaluate(make_config('cv', data_root, num_train_steps=1),
+  train.train(make_config('cv', data_root, num_train_steps=1),
                            tmp_path, progress=False)
-  with pytest.raises(train.TrainingError, match='config.json: config.model'):
-    train.train_and_evaluate(
+  with pytest.raises(checkpoints.CheckpointError, match='config.json: config.model'):
+    train.train(
         make_config('cv', data_root, **{'model.final_features': 32}), tmp_path,
         progress=False)
 
@@ -163,14 +164,14 @@ def test_resume_refuses_another_model(data_root, tmp_path):
 def test_missing_dataset_names_the_folder(tmp_path):
   config = make_config('cv', tmp_path / 'nowhere')
   with pytest.raises(Exception, match='nowhere: no such dataset folder'):
-    train.train_and_evaluate(config, tmp_path / 'w', progress=False)
+    train.train(config, tmp_path / 'w', progress=False)
 
 
 def run_binary(*args, devices=8, **popen):
-  env = dict(os.environ, PYTHONPATH=str(conftest.ROOT),
+  env = dict(os.environ, PYTHONPATH=str(helpers.ROOT),
              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return subprocess.Popen(
-      [sys.executable, '-m', 'cvrl.train', *args], cwd=conftest.ROOT, env=env,
+      [sys.executable, '-m', 'cvrl.train', *args], cwd=helpers.ROOT, env=env,
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
@@ -216,11 +217,11 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(data_root, tmp_path):
   output = ''.join(lines) + output
   assert process.returncode == 0, output
   assert 'SIGTERM: saved the checkpoint at step' in output
-  manager = train.checkpoint_manager(tmp_path, 3)
+  manager = checkpoints.manager(tmp_path, 3)
   (step,) = manager.all_steps()
   manager.close()
   assert step >= 1
-  resumed = train.train_and_evaluate(
+  resumed = train.train(
       make_config('cv', data_root, num_train_steps=step + 1), tmp_path,
       progress=False)
   assert int(resumed.step) == step + 1
@@ -233,6 +234,6 @@ def test_demo_dataset_is_built_on_first_use(tmp_path):
   config.data.demo_pieces = 2
   config.data.demo_versions = 2
   config.data.demo_max_seconds = 12.0
-  state = train.train_and_evaluate(config, tmp_path / 'w', progress=False)
+  state = train.train(config, tmp_path / 'w', progress=False)
   assert int(state.step) == 2
   assert (root / 'demo.json').exists() and (root / 'pieces.csv').exists()

@@ -27,7 +27,6 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -37,6 +36,8 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 import tqdm
+
+from cvrl import cli
 
 SAMPLE_RATE = 22050
 
@@ -545,9 +546,8 @@ def main(argv):
     summary = build_demo(FLAGS.out, FLAGS.pieces, FLAGS.versions,
                          FLAGS.max_seconds, FLAGS.seed, FLAGS.workers,
                          tuple(FLAGS.soundfonts))
-  except (ValueError, RuntimeError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  except (ValueError, RuntimeError) as e:  # missing SoundFont, FluidSynth
+    raise cli.UserError(str(e)) from None
   print(f'{FLAGS.out}: {len(summary["pieces"])} pieces x {FLAGS.versions} '
         f'versions, {summary["hours"]:.2f} h of audio, built in '
         f'{summary["build_seconds"]:.0f} s')
@@ -555,4 +555,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -12,7 +12,6 @@ annotation shows as a smear or shift.
 from __future__ import annotations
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
@@ -23,6 +22,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 import tqdm
 
+from cvrl import cli
 from cvrl.data import alignment
 from cvrl.data import layout
 from cvrl.data import prepare
@@ -124,17 +124,13 @@ def main(argv):
   del argv
   if not FLAGS.data:
     raise app.UsageError('--data=DIR is required')
-  try:
-    prepared = prepare.open_cache(
-        FLAGS.data, prepare.feature_section(FLAGS.config), FLAGS.cache_dir)
-    paths = write_overviews(prepared, pathlib.Path(
-        FLAGS.out or pathlib.Path(FLAGS.data) / 'overview'), FLAGS.pieces)
-  except layout.DatasetError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  prepared = prepare.open_cache(
+      FLAGS.data, prepare.feature_section(FLAGS.config), FLAGS.cache_dir)
+  paths = write_overviews(prepared, pathlib.Path(
+      FLAGS.out or pathlib.Path(FLAGS.data) / 'overview'), FLAGS.pieces)
   print(f'wrote {len(paths)} overview(s) to {paths[0].parent}')
 
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import faulthandler
 import hashlib
 import json
 import multiprocessing
 import os
 import pathlib
 import signal
-import sys
 from typing import Optional
 
 from absl import app
@@ -39,6 +37,7 @@ import numpy as np
 import tqdm
 
 from cvrl import audio as audio_lib
+from cvrl import cli
 from cvrl.data import alignment
 from cvrl.data import annotations
 from cvrl.data import layout
@@ -182,7 +181,9 @@ def build_features(info: layout.VersionInfo, config: ml_collections.ConfigDict,
   try:
     waveform = audio_lib.load_audio(info.version.audio_path,
                                     config.sample_rate)
-  except Exception as e:  # soundfile raises several types for broken files
+  except audio_lib.AudioError as e:
+    raise layout.DatasetError(str(e)) from e
+  except Exception as e:  # a decoder error that load_audio did not wrap
     raise layout.DatasetError(
         f'{info.version.audio_path}: cannot decode audio: {e}') from e
   features = audio_lib.compute_features(waveform, config).astype(config.dtype)
@@ -381,6 +382,33 @@ def prepare(data_dir, config: ml_collections.ConfigDict,
   return root
 
 
+def ensure_prepared(config: ml_collections.ConfigDict,
+                    progress: bool = True) -> pathlib.Path:
+  """A training config's dataset, ready: built first if it is the absent demo.
+
+  Builds the demo dataset when `config.data.root` does not exist and
+  `config.data.demo` allows it, then brings the feature caches up to date.
+  """
+  root = pathlib.Path(config.data.root) if config.data.root else None
+  if root is None:
+    raise layout.DatasetError('config.data.root is empty: set '
+                              '--config.data.root=DIR')
+  if not root.exists():
+    if not config.data.demo:
+      raise layout.DatasetError(f'{root}: no such dataset folder '
+                                '(config.data.root)')
+    from cvrl.data import demo  # pylint: disable=g-import-not-at-top
+    print(f'{root}: not there; building the demo dataset '
+          f'({config.data.demo_pieces} pieces x '
+          f'{config.data.demo_versions} versions)', flush=True)
+    demo.build_demo(root, config.data.demo_pieces,
+                    config.data.demo_versions, config.data.demo_max_seconds,
+                    seed=0, workers=os.cpu_count() or 1,
+                    soundfonts=tuple(config.data.demo_soundfonts.split(',')))
+  return prepare(root, config.features, config.data.cache_dir or None,
+                 workers=os.cpu_count() or 1, progress=progress)
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedDataset:
   """A dataset with complete, up-to-date caches: what pipelines read."""
@@ -470,7 +498,6 @@ def define_flags():
 
 def main(argv):
   del argv
-  faulthandler.enable()  # a native crash prints where it happened
   # A training config names its dataset; --data / --cache_dir win.
   data_section = FLAGS.config.get('data', {})
   data = FLAGS.data or data_section.get('root')
@@ -478,11 +505,7 @@ def main(argv):
   if not data:
     raise app.UsageError('--data=DIR is required')
   config = feature_section(FLAGS.config)
-  try:
-    root = prepare(data, config, cache_dir, FLAGS.workers)
-  except layout.DatasetError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  root = prepare(data, config, cache_dir, FLAGS.workers)
   prepared = open_cache(data, config, cache_dir)
   hours = sum(prepared.num_frames.values()) / prepared.frame_rate / 3600
   print(f'{data}: {len(prepared.num_frames)} versions of '
@@ -492,4 +515,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main)

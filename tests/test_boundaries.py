@@ -1,10 +1,13 @@
 """SSM evaluation: fast novelty == libfmp, boundary P/R/F, peak picking."""
 
+import json
+
 import libfmp.c4
 import numpy as np
 import pytest
 
-from cvrl import ssm
+import helpers
+from cvrl.evaluation import boundaries as ssm
 
 
 @pytest.mark.parametrize('n,half', [(50, 3), (120, 10), (40, 30), (7, 12)])
@@ -62,3 +65,16 @@ def test_features_equal_to_ref_i_find_its_boundaries():
                                 [10.0, 20.0])
   assert result['ref_i']['f'] == [1.0, 1.0]
   assert max(result['ref_h']['f']) < 1.0
+
+
+def test_ssm_binary_writes_json_and_plots(trained_workdir):
+  result = helpers.run_python('-m', 'cvrl.ssm', f'--workdir={trained_workdir}',
+                               '--kernel_seconds=2,4', '--plots=1')
+  assert result.returncode == 0, result.stderr
+  report = json.loads((trained_workdir / 'ssm' / 'embedding.json').read_text())
+  assert report['versions'] == 3 and report['kernel_seconds'] == [2.0, 4.0]
+  for ref in ('ref_i', 'ref_h'):
+    assert len(report['mean'][ref]['f']) == 2
+  pngs = sorted(p.name for p in (trained_workdir / 'ssm').glob('*.png'))
+  assert pngs == ['embedding-f.png', 'embedding-p3-a.png']
+  assert 'embedding vs ref_i: F' in result.stdout

@@ -1,0 +1,1 @@
+"""Evaluators of frozen representations: probing, SSM boundaries, retrieval."""

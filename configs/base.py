@@ -5,7 +5,7 @@ The three methods differ only in how a training example is made
 
   ''       cvrl's default: log-mel input, the published network and budget.
   'paper'  the published settings (HCQT 201x252x5, Adam 2e-3, 8 triplets,
-           2000 x 500 steps); see ../shared/SEED_PROTOCOL.md.
+           2000 x 500 steps); see docs/protocol.md.
   'demo'   a narrower network on short log-mel patches that learns something
            within ~10 minutes on a 2-core CPU, on the built-in demo dataset.
   'test'   tiny everything, for the tests.
@@ -107,7 +107,7 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
     config.augment = augment_config(max_bins=36)
     config.model.freq_stride = 3
   elif variant == 'demo':
-    # Sized for XLA:CPU, whose convolutions are slow (FIELD_NOTES.md): two
+    # Sized for XLA:CPU, whose convolutions are slow (docs/speed.md): two
     # conv blocks on half the mel bins, short patches. README, "Training".
     config.data.patch_frames = 101  # ~2.3 s
     config.augment = augment_config(max_bins=18)

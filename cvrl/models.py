@@ -59,7 +59,7 @@ class Layer(NamedTuple):
 class Encoder(nn.Module):
   """Patch -> 128-d embedding (L2-normalised) and, for Sup, class logits.
 
-  Layers (SEED_PROTOCOL.md, "Network"): a 15x15 pre-filter; a 1x3 stride-3
+  Layers (docs/protocol.md, "Network"): a 15x15 pre-filter; a 1x3 stride-3
   convolution over frequency (3 HCQT bins per semitone -> 1); three blocks
   of two 3x3 convolutions and a 3x3 max-pool; one convolution spanning the
   remaining time x frequency extent (5x1 for the published input); then

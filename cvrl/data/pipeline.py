@@ -5,7 +5,7 @@ global examples s*B .. (s+1)*B - 1; each JAX process takes its contiguous
 block of them. So a resumed run, or one on a different number of hosts, sees exactly
 the same global batches as an uninterrupted one.
 
-Examples, as published (SEED_PROTOCOL.md, "Pretext task"):
+Examples, as published (docs/protocol.md, "Pretext task"):
   anchor    random train piece (segment), random version a, measure position
             m uniform over the segment's measures;
   positive  SV: version a at the anchor's time + jitter in +-tau_p;

@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-t
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 from cvrl import augment  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl import checkpoints  # noqa: E402
 from cvrl import embed  # noqa: E402
 from cvrl import models  # noqa: E402
 from cvrl.data import prepare  # noqa: E402

@@ -1,4 +1,4 @@
-"""SSM evaluation: fast novelty == libfmp, boundary P/R/F, peak picking."""
+"""SSM boundary evaluation: each published step on hand-made inputs, the binary."""
 
 import json
 
@@ -10,44 +10,89 @@ import helpers
 from cvrl.evaluation import boundaries as ssm
 
 
-@pytest.mark.parametrize('n,half', [(50, 3), (120, 10), (40, 30), (7, 12)])
-def test_fast_novelty_equals_libfmp(n, half):
-  rng = np.random.default_rng(n + half)
-  x = rng.normal(size=(n, 6))
-  for s in (rng.random((n, n)), x @ x.T):  # arbitrary and symmetric SSMs
-    expected = libfmp.c4.compute_novelty_ssm(s, L=half, var=0.5)
-    np.testing.assert_allclose(ssm.novelty(s, half, 0.5), expected, atol=1e-6,
-                               rtol=0)
+PUBLISHED = ssm.SSMSettings()
+V1 = ssm.SSMSettings(procedure='cvrl-v1', kernel_var=0.5, peak_floor=0.05)
+RATE = 22050 / 512  # 43.07 Hz
 
 
-def test_kernel_is_libfmps():
-  v = ssm.checkerboard_vector(5, 0.5)
-  kernel = np.outer(v, v) / np.sum(np.abs(np.outer(v, v)))
-  np.testing.assert_allclose(
-      kernel, libfmp.c4.compute_kernel_checkerboard_gaussian(L=5, var=0.5),
-      atol=1e-12)
+def test_smoothing_is_upfirdn_with_the_published_window_and_cut():
+  """w = int(1 s * 43.07 + 0.5) = 43 (odd), d = int(43.07 / 5 + 0.5) = 9,
+  c = (43 - 1) // 18 = 2; new rate 4.785 Hz; checked by an explicit sum."""
+  window = ssm.smoothing_window(RATE, PUBLISHED)
+  assert len(window) == 43 and window.sum() == pytest.approx(1.0)
+  np.testing.assert_allclose(window, np.hanning(45)[1:-1] / np.hanning(45).sum())
+  assert ssm.downsampling_factor(RATE, PUBLISHED) == 9
+  x = np.random.default_rng(0).normal(size=(100, 2))
+  out, rate = ssm.smooth_downsample(x, RATE, PUBLISHED)
+  assert rate == pytest.approx(4.785, abs=1e-3)
+  assert out.shape == (12, 2)  # ceil(100 / 9)
+  for j in range(12):  # upfirdn: y[m] = sum_k h[k] x[9m - k]; cut at c = 2
+    m = j + 2
+    expected = sum(window[k] * x[9 * m - k] for k in range(43)
+                   if 0 <= 9 * m - k < 100)
+    np.testing.assert_allclose(out[j], expected, atol=1e-12)
 
 
-def test_boundary_prf_hand_made():
-  p, r, f = ssm.boundary_prf(np.array([10.0, 30.0, 50.0]),
-                             np.array([11.0, 29.5, 70.0]), 3.0)
-  assert (p, r, f) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
-  # Two estimates near one reference: only one may match it.
-  p, r, f = ssm.boundary_prf(np.array([10.0]), np.array([9.0, 11.0]), 3.0)
-  assert (p, r, f) == pytest.approx((0.5, 1.0, 2 / 3))
+def test_rows_are_unit_and_silence_is_uniform():
+  s, _ = ssm.self_similarity(np.vstack([np.ones((60, 3)), np.zeros((60, 3))]),
+                             RATE, PUBLISHED)
+  assert np.allclose(np.diag(s), 1.0)
+  assert s[-1, -2] == pytest.approx(1.0)  # two silent frames: identical
+
+
+def test_kernel_size_and_variance():
+  rate = 4.785
+  assert ssm.kernel_half(2.0, rate, PUBLISHED) == 10  # int(9.57 + 0.5): 2k s
+  assert ssm.kernel_half(2.0, rate, V1) == 5  # round(4.785): k s
+  s = np.random.default_rng(1).random((40, 40))
+  expected = libfmp.c4.compute_novelty_ssm(
+      s, kernel=libfmp.c4.compute_kernel_checkerboard_gaussian(10, var=1.0),
+      L=10, exclude=True)
+  np.testing.assert_allclose(ssm.novelty(s, 10, PUBLISHED), expected)
+  # Variance 1.0 tapers less than 0.5: the kernel's corners weigh more.
+  wide = libfmp.c4.compute_kernel_checkerboard_gaussian(10, var=1.0)
+  narrow = libfmp.c4.compute_kernel_checkerboard_gaussian(10, var=0.5)
+  assert abs(wide[0, 0]) > abs(narrow[0, 0])
+
+
+def test_first_and_last_l_novelty_values_are_excluded():
+  x = np.repeat(np.eye(3), 20, axis=0)  # boundaries at frames 20 and 40
+  curve = ssm.novelty(x @ x.T, 8, PUBLISHED)
+  assert np.all(curve[:8] == 0) and np.all(curve[-8:] == 0)
+  assert min(abs(np.argmax(curve) - b) for b in (20, 40)) <= 1
+  assert np.any(ssm.novelty(x @ x.T, 8, V1)[:8] != 0)
+
+
+def test_peak_threshold_is_a_tenth_of_the_maximum_or_the_median():
+  rate = 1.0
+  curve = np.zeros(200)
+  curve[20] = 1.0  # the maximum
+  curve[60] = 0.09  # below 0.1 * max
+  curve[100] = 0.5  # kept
+  curve[104] = 0.45  # within 6 s of 100: distance 7 frames suppresses it
+  curve[150:170] = 0.3  # a plateau: the median filter there is 0.3 ...
+  curve[160] = 0.31  # ... so this bump is above it
+  curve[140] = 0.2  # isolated, median 0: kept
+  peaks = ssm.pick_peaks(curve, rate, kernel_seconds=9.0, settings=PUBLISHED)
+  np.testing.assert_array_equal(peaks, [20, 100, 140, 160])
+  curve[165] = 0.31  # a second bump on the plateau, 5 frames away: only
+  peaks = ssm.pick_peaks(curve, rate, kernel_seconds=9.0, settings=PUBLISHED)
+  assert (160 in peaks) + (165 in peaks) == 1  # one of the two survives
+
+
+def test_matching_counts_any_reference_within_tolerance():
+  # Two estimates near one reference are both hits (not one-to-one).
+  assert ssm.boundary_prf(np.array([10.0, 30.0]), np.array([9.0, 11.0, 50.0]),
+                          3.0) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+  assert ssm.boundary_prf(np.array([10.0]), np.array([9.0, 11.0]),
+                          3.0) == pytest.approx((1.0, 1.0, 1.0))
+  assert ssm.boundary_prf(np.array([10.0]), np.array([9.0, 11.0]), 3.0,
+                          one_to_one=True) == pytest.approx((0.5, 1.0, 2 / 3))
   assert ssm.boundary_prf(np.array([10.0]), np.array([14.0]), 3.0) == (0, 0, 0)
+  # The published empty-list conventions.
   assert ssm.boundary_prf(np.zeros(0), np.zeros(0)) == (1.0, 1.0, 1.0)
-  assert ssm.boundary_prf(np.array([5.0]), np.zeros(0)) == (0.0, 0.0, 0.0)
-
-
-def test_peaks_are_found_apart_and_above_the_local_average():
-  rate = 5.0
-  t = np.arange(0, 100, 1 / rate)
-  curve = sum(np.exp(-0.5 * ((t - c) / 0.5) ** 2) for c in (20, 22, 50, 80))
-  peaks = ssm.pick_peaks(curve, rate, ssm.SSMSettings())
-  # 20 and 22 are closer than 6 s: one of them survives.
-  assert len(peaks) == 3
-  np.testing.assert_allclose(peaks[1:], [50, 80], atol=0.21)
+  assert ssm.boundary_prf(np.zeros(0), np.array([5.0])) == (0.0, 1.0, 0.0)
+  assert ssm.boundary_prf(np.array([5.0]), np.zeros(0)) == (1.0, 0.0, 0.0)
 
 
 def blocks(segment_frames, dims=4):

@@ -3,20 +3,17 @@ r"""SSM boundary evaluation: do embeddings follow instrumentation (Ref_I) or har
   python -m cvrl.ssm --workdir=W [--representation=embedding|input|mfcc|chroma]
       [--kernel_seconds=1:60] [--hop=1] [--eval_config.ssm.FIELD=...]
 
-For every test version: features (and Ref_I, Ref_H) are smoothed with a 1 s
-Hann window, downsampled to ~5 Hz and L2-normalised; S = X X^T; Foote's
-novelty with Gaussian checkerboard kernels of each size; peaks above a local
-average and a floor, at least 6 s apart; boundary precision / recall / F
-(mir_eval, 3 s tolerance) against the peaks the same procedure finds in the
-Ref_I and Ref_H SSMs. Averaged over test versions, per kernel size. Writes
-W/ssm/<representation>.json, an F-vs-kernel-size PNG and, per test version,
-a PNG of the three SSMs side by side (axes in seconds).
-
-The novelty is libfmp's (`libfmp.c4.compute_novelty_ssm`, the reference;
-tests match it to 1e-6), computed differently: libfmp's loop multiplies an
-M x M block per frame. The checkerboard kernel is separable, K = v v^T / Z,
-so novelty[n] = v^T S[n:n+M, n:n+M] v / Z = sum_i v_i (S v)[n+i, n] / Z:
-one FFT correlation of the rows with v and M diagonal sums.
+For every test version, the published procedure (docs/protocol.md, "SSM
+evaluation"; `--eval_config.ssm.procedure=cvrl-v1` gives cvrl's earlier
+one): features, Ref_I and Ref_H are smoothed with a 1 s Hann window and
+downsampled to ~5 Hz (upfirdn), rows L2-normalised, S = X X^T; for each
+kernel size k, libfmp's Foote novelty with a Gaussian checkerboard kernel of
+L = int(k * rate + 0.5) frames a side (variance 1, edges excluded); peaks at
+least 6 s apart above max(0.1 * max, a k-second median filter); an
+estimated boundary is a hit if a reference boundary of the Ref_I (Ref_H)
+SSM lies within 3 s. P / R / F averaged over test versions, per kernel size.
+Writes W/ssm/<representation>.json, an F-vs-kernel-size PNG and, per test
+version, a PNG of the three SSMs side by side (axes in seconds).
 """
 
 from __future__ import annotations
@@ -28,8 +25,11 @@ import warnings
 from typing import Sequence
 
 from absl import flags
+import librosa
+import libfmp.c4
 import mir_eval
 import numpy as np
+from scipy import ndimage
 from scipy import signal
 import tqdm
 
@@ -38,108 +38,167 @@ from cvrl.data import prepare as prepare_lib
 from cvrl.evaluation import representations
 
 
+PROCEDURES = ('published', 'cvrl-v1')
+
+
 @dataclasses.dataclass(frozen=True)
 class SSMSettings:
+  """How features become boundaries (configs/evaluation.py, `ssm`).
+
+  procedure 'published' is the original code's, step by step (docs/protocol.md,
+  "SSM evaluation"); 'cvrl-v1' is what cvrl did before, kept to compare with
+  its earlier numbers: convolve-and-stride smoothing, kernels spanning k
+  seconds (L = round(k * rate / 2), var 0.5, no edge exclusion), peaks 0.05
+  above a 3 s moving average, one-to-one matching (mir_eval).
+  """
+  procedure: str = 'published'
   smooth_seconds: float = 1.0  # Hann window
   target_rate: float = 5.0  # Hz after downsampling (integer factor)
-  kernel_var: float = 0.5  # libfmp's taper parameter
+  kernel_var: float = 1.0  # libfmp's Gaussian taper parameter
   peak_distance_seconds: float = 6.0
-  local_average_seconds: float = 3.0
-  peak_floor: float = 0.05  # of the novelty's maximum
+  peak_floor: float = 0.1  # of the novelty's maximum
+  local_average_seconds: float = 3.0  # cvrl-v1 only
   tolerance_seconds: float = 3.0
+
+  def __post_init__(self):
+    if self.procedure not in PROCEDURES:
+      raise ValueError(f'ssm.procedure={self.procedure!r}: one of '
+                       f'{PROCEDURES}')
 
 
 # ----------------------------------------------------------------------------
 # Features -> SSM -> novelty -> boundaries.
 
 
+def smoothing_window(rate: float, settings: SSMSettings) -> np.ndarray:
+  """The published Hann window: int(seconds * rate + 0.5) frames made odd,
+  hanning(w + 2)[1:-1] (no zero end points), summing to 1."""
+  length = int(settings.smooth_seconds * rate + 0.5)
+  length += 1 - length % 2
+  window = np.hanning(length + 2)[1:-1]
+  return window / window.sum()
+
+
+def downsampling_factor(rate: float, settings: SSMSettings) -> int:
+  return max(1, int(rate / settings.target_rate + 0.5))
+
+
 def smooth_downsample(features: np.ndarray, rate: float,
                       settings: SSMSettings) -> tuple[np.ndarray, float]:
-  """[N, D] at `rate` -> ([N', D] Hann-smoothed and downsampled, new rate)."""
-  length = max(1, int(round(settings.smooth_seconds * rate)))
-  window = signal.windows.hann(length + 2)[1:-1]  # no zero end points
-  smoothed = signal.convolve(np.asarray(features, np.float64),
-                             window[:, None], mode='same') / length
-  factor = max(1, int(round(rate / settings.target_rate)))
-  return smoothed[::factor], rate / factor
+  """[N, D] at `rate` -> ([N', D] Hann-smoothed and downsampled, new rate).
 
-
-def normalise_rows(features: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
-  """L2-normalise frames; near-zero frames become the uniform unit vector
-  (libfmp's convention), so silence is similar to silence."""
-  norms = np.linalg.norm(features, axis=1, keepdims=True)
-  uniform = np.full(features.shape[1], 1 / np.sqrt(features.shape[1]))
-  return np.where(norms > threshold, features / np.maximum(norms, 1e-12),
-                  uniform)
+  Published: scipy.signal.upfirdn(h, x, down=d) along time, cut to the
+  frames centred like the input's, [c, c + ceil(N / d)) with
+  c = (w - 1) // (2 d).
+  """
+  features = np.asarray(features, np.float64)
+  factor = downsampling_factor(rate, settings)
+  if settings.procedure == 'cvrl-v1':
+    length = max(1, int(round(settings.smooth_seconds * rate)))
+    window = signal.windows.hann(length + 2)[1:-1]
+    smoothed = signal.convolve(features, window[:, None], mode='same') / length
+    return smoothed[::factor], rate / factor
+  window = smoothing_window(rate, settings)
+  filtered = signal.upfirdn(window, features, up=1, down=factor, axis=0)
+  start = (len(window) - 1) // (2 * factor)
+  count = int(np.ceil(len(features) / factor))
+  return filtered[start:start + count], rate / factor
 
 
 def self_similarity(features: np.ndarray, rate: float,
                     settings: SSMSettings) -> tuple[np.ndarray, float]:
+  """S = X X^T of smoothed, downsampled, L2-normalised frames.
+
+  librosa's normalize with fill=True: near-zero frames become the uniform
+  unit vector, so silence is similar to silence.
+  """
   x, new_rate = smooth_downsample(features, rate, settings)
-  x = normalise_rows(x)
+  x = librosa.util.normalize(x, norm=2, axis=1, fill=True)
   return x @ x.T, new_rate
 
 
-def checkerboard_vector(half: int, var: float = 0.5) -> np.ndarray:
-  """v with libfmp's kernel = outer(v, v) / sum|outer(v, v)|, length 2L+1."""
-  taper = np.sqrt(1 / 2) / (half * var)
-  axis = np.arange(-half, half + 1)
-  return np.sign(axis) * np.exp(-taper ** 2 * axis ** 2)
+def kernel_half(seconds: float, rate: float, settings: SSMSettings) -> int:
+  """L of the (2L + 1)-frame kernel for a kernel size of `seconds`.
 
-
-def novelty(ssm: np.ndarray, half: int, var: float = 0.5) -> np.ndarray:
-  """Foote novelty of an [N, N] SSM with a (2*half+1) Gaussian checkerboard.
-
-  Equals libfmp.c4.compute_novelty_ssm(ssm, L=half, var=var) (zero padding,
-  exclude=False), in O(N^2 log N) instead of O(N M^2).
+  Published: L = int(seconds * rate + 0.5), i.e. the kernel spans 2k s;
+  cvrl-v1: the kernel spans k s.
   """
-  v = checkerboard_vector(half, var)
-  size = len(v)
-  n = ssm.shape[0]
-  padded = np.pad(np.asarray(ssm, np.float64), half)
-  # rows[a, k] = sum_j v_j padded[a, k + j]
-  rows = signal.fftconvolve(padded, v[None, ::-1], mode='valid', axes=1)
-  out = np.zeros(n)
-  for i in range(size):
-    out += v[i] * rows[i + np.arange(n), np.arange(n)]
-  return out / np.sum(np.abs(v)) ** 2
+  if settings.procedure == 'cvrl-v1':
+    return max(1, int(round(seconds * rate / 2)))
+  return max(1, int(seconds * rate + 0.5))
 
 
-def pick_peaks(curve: np.ndarray, rate: float,
+def novelty(ssm: np.ndarray, half: int, settings: SSMSettings) -> np.ndarray:
+  """libfmp's Foote novelty with its normalised Gaussian checkerboard kernel;
+  published: the first and last L values set to 0."""
+  kernel = libfmp.c4.compute_kernel_checkerboard_gaussian(
+      half, var=settings.kernel_var, normalize=True)
+  return libfmp.c4.compute_novelty_ssm(
+      np.asarray(ssm, np.float64), kernel=kernel, L=half,
+      exclude=settings.procedure == 'published')
+
+
+def pick_peaks(curve: np.ndarray, rate: float, kernel_seconds: float,
                settings: SSMSettings) -> np.ndarray:
-  """Peak positions in seconds: above a local average plus a floor, >= 6 s apart."""
+  """Peak positions in seconds.
+
+  Published: at least int(6 s * rate) + 1 frames apart and above
+  max(0.1 * max(curve), a kernel_seconds median filter of the curve).
+  """
   if curve.size == 0 or np.max(curve) <= 0:
     return np.zeros(0)
-  curve = curve / np.max(curve)
-  width = max(1, int(round(settings.local_average_seconds * rate)))
-  local = np.convolve(curve, np.ones(width) / width, mode='same')
-  distance = max(1, int(round(settings.peak_distance_seconds * rate)))
-  peaks, _ = signal.find_peaks(curve, distance=distance,
-                               height=settings.peak_floor)
-  peaks = peaks[curve[peaks] > local[peaks] + settings.peak_floor]
+  if settings.procedure == 'cvrl-v1':
+    curve = curve / np.max(curve)
+    width = max(1, int(round(settings.local_average_seconds * rate)))
+    local = np.convolve(curve, np.ones(width) / width, mode='same')
+    distance = max(1, int(round(settings.peak_distance_seconds * rate)))
+    peaks, _ = signal.find_peaks(curve, distance=distance,
+                                 height=settings.peak_floor)
+    return peaks[curve[peaks] > local[peaks] + settings.peak_floor] / rate
+  median = ndimage.median_filter(curve, size=max(1, int(kernel_seconds * rate)),
+                                 mode='constant', cval=0.0)
+  threshold = np.maximum(settings.peak_floor * np.max(curve), median)
+  peaks, _ = signal.find_peaks(
+      curve, distance=int(settings.peak_distance_seconds * rate) + 1,
+      height=threshold)
   return peaks / rate
 
 
 def boundary_prf(reference: np.ndarray, estimate: np.ndarray,
-                 tolerance: float = 3.0) -> tuple[float, float, float]:
-  """Precision, recall, F with one-to-one matching within `tolerance` s.
+                 tolerance: float = 3.0,
+                 one_to_one: bool = False) -> tuple[float, float, float]:
+  """Precision, recall, F of estimated against reference boundaries (s).
 
-  Both empty: a perfect (1, 1, 1) answer; one empty: 0 where undefined.
+  Published (one_to_one=False): an estimate is a hit if any reference lies
+  within `tolerance`; a reference is missed if no estimate does;
+  P = hits / estimates, R = hits / (hits + misses). No references: R = 1 and
+  P = 1 only without estimates; no estimates: P = 1, R = 0.
+  one_to_one=True: mir_eval's matching (cvrl-v1); both empty: (1, 1, 1).
   """
-  if len(reference) == 0 and len(estimate) == 0:
-    return 1.0, 1.0, 1.0
-  if len(reference) == 0 or len(estimate) == 0:
-    return 0.0, 0.0, 0.0
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore')
-    f, p, r = mir_eval.onset.f_measure(np.sort(reference), np.sort(estimate),
-                                       window=tolerance)
-  return float(p), float(r), float(f)
-
-
-def kernel_half(seconds: float, rate: float) -> int:
-  """L of a kernel spanning `seconds` (M = 2L + 1 frames), at least 1."""
-  return max(1, int(round(seconds * rate / 2)))
+  reference = np.sort(np.asarray(reference, np.float64))
+  estimate = np.sort(np.asarray(estimate, np.float64))
+  if one_to_one:
+    if len(reference) == 0 and len(estimate) == 0:
+      return 1.0, 1.0, 1.0
+    if len(reference) == 0 or len(estimate) == 0:
+      return 0.0, 0.0, 0.0
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore')
+      f, p, r = mir_eval.onset.f_measure(reference, estimate, window=tolerance)
+    return float(p), float(r), float(f)
+  if len(reference) == 0:
+    precision, recall = (1.0 if len(estimate) == 0 else 0.0), 1.0
+  elif len(estimate) == 0:
+    precision, recall = 1.0, 0.0
+  else:
+    distance = np.abs(estimate[:, None] - reference[None, :])
+    hits = int(np.sum(distance.min(axis=1) <= tolerance))
+    misses = int(np.sum(distance.min(axis=0) > tolerance))
+    precision = hits / len(estimate)
+    recall = hits / (hits + misses) if hits + misses else 0.0
+  f = (2 * precision * recall / (precision + recall)
+       if precision + recall > 0 else 0.0)
+  return float(precision), float(recall), float(f)
 
 
 # ----------------------------------------------------------------------------
@@ -158,12 +217,13 @@ def evaluate_version(features: np.ndarray, instruments: np.ndarray,
                                            rate, settings)
   result = {ref: dict(precision=[], recall=[], f=[]) for ref in ('ref_i', 'ref_h')}
   for seconds in kernel_seconds:
-    half = kernel_half(seconds, ssm_rate)
-    peaks = {name: pick_peaks(novelty(s, half, settings.kernel_var), ssm_rate,
+    half = kernel_half(seconds, ssm_rate, settings)
+    peaks = {name: pick_peaks(novelty(s, half, settings), ssm_rate, seconds,
                               settings) for name, s in ssms.items()}
     for ref in ('ref_i', 'ref_h'):
       p, r, f = boundary_prf(peaks[ref], peaks['features'],
-                             settings.tolerance_seconds)
+                             settings.tolerance_seconds,
+                             one_to_one=settings.procedure == 'cvrl-v1')
       result[ref]['precision'].append(p)
       result[ref]['recall'].append(r)
       result[ref]['f'].append(f)

@@ -31,7 +31,7 @@ def test_table_driver_reports_the_failing_step(tmp_path):
 def test_ablation_driver_trains_probes_and_tabulates(trained_workdir, tmp_path):
   """experiments/ablate.py end to end on the tiny dataset, one study, 1 probe seed."""
   result = helpers.run_python(
-      str(helpers.ROOT / 'launch' / 'ablate.py'), f'--out={tmp_path / "ab"}',
+      str(helpers.ROOT / 'experiments' / 'ablate.py'), f'--out={tmp_path / "ab"}',
       f'--table={tmp_path / "table"}', '--only=seed', '--seeds=1', '--hop=2',
       '--variant=test', f'--data={trained_workdir.parent / "data"}')
   assert result.returncode == 0, result.stderr

@@ -88,6 +88,12 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
       temperature=0.1,
   ))
 
+  # How the model is computed, not what: 'fast' (cvrl/layers.py: convolution
+  # and pool gradients that XLA:CPU runs fast) or 'plain' (flax's nn.Conv and
+  # nn.max_pool). Same parameters and checkpoints; outputs and gradients
+  # equal up to float rounding (tests/test_models.py).
+  config.compute = ml_collections.ConfigDict(dict(formulation='fast'))
+
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adam',
       learning_rate=2e-3,

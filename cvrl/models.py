@@ -21,9 +21,38 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from cvrl import layers
+
 
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), eps))
+
+
+FORMULATIONS = ('fast', 'plain')
+
+
+class FastConv(nn.Module):
+  """nn.Conv without bias, same parameter ('kernel', HWIO) and initialiser,
+  computed with cvrl/layers.py's fast gradients where they apply."""
+  features: int
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  padding: str = 'VALID'
+  time_dilation: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    kh, kw = self.kernel_size
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (kh, kw, x.shape[-1], self.features))
+    if (kh == 1 and self.strides == (1, kw) and self.padding == 'VALID'):
+      return layers.strided_frequency_conv(x, kernel)
+    if self.strides == (1, 1) and self.time_dilation == 1:
+      return layers.conv2d(x, kernel, self.padding)
+    return jax.lax.conv_general_dilated(  # dense evaluation: forward only
+        x, kernel, self.strides, self.padding,
+        rhs_dilation=(self.time_dilation, 1),
+        dimension_numbers=layers.DIMENSIONS)
 
 
 class ConvBlock(nn.Module):
@@ -35,11 +64,17 @@ class ConvBlock(nn.Module):
   leaky_slope: float = 0.3
   axis_name: Optional[str] = None
   time_dilation: int = 1  # > 1 only in dense evaluation (cvrl/sliding.py)
+  formulation: str = 'fast'  # 'plain': flax's nn.Conv (same parameters)
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.Conv(self.features, self.kernel, self.strides, self.padding,
-                kernel_dilation=(self.time_dilation, 1), use_bias=False)(x)
+    if self.formulation == 'fast':
+      x = FastConv(self.features, self.kernel, self.strides, self.padding,
+                   self.time_dilation, name='Conv_0')(x)
+    else:
+      x = nn.Conv(self.features, self.kernel, self.strides, self.padding,
+                  kernel_dilation=(self.time_dilation, 1), use_bias=False,
+                  name='Conv_0')(x)
     # Keras' BatchNormalization defaults (momentum 0.99, eps 1e-3).
     x = nn.BatchNorm(use_running_average=not train, momentum=0.99,
                      epsilon=1e-3, axis_name=self.axis_name)(x)
@@ -76,6 +111,7 @@ class Encoder(nn.Module):
   leaky_slope: float = 0.3
   num_classes: int = 0  # > 0: also return logits (Sup)
   axis_name: Optional[str] = None
+  formulation: str = 'fast'  # 'plain': flax's conv and pool (cvrl/layers.py)
 
   def trunk(self) -> list[Layer]:
     """The layers before the final conv, as data (also read by cvrl/sliding.py)."""
@@ -94,7 +130,8 @@ class Encoder(nn.Module):
                  **kwargs) -> ConvBlock:
     """The ConvBlock of `layer` (variables: those under its name)."""
     return ConvBlock(layer.features, layer.kernel, layer.strides, layer.padding,
-                     self.leaky_slope, self.axis_name, time_dilation, **kwargs)
+                     self.leaky_slope, self.axis_name, time_dilation,
+                     self.formulation, **kwargs)
 
   @nn.compact
   def __call__(self, inputs, train: bool = False, from_trunk: bool = False):
@@ -104,10 +141,17 @@ class Encoder(nn.Module):
     feature map), as cvrl/sliding.py computes it for many patches at once.
     """
     x = inputs
+    if self.formulation not in FORMULATIONS:
+      raise ValueError(f'formulation={self.formulation!r}: one of '
+                       f'{FORMULATIONS}')
     conv = functools.partial(ConvBlock, leaky_slope=self.leaky_slope,
-                             axis_name=self.axis_name)
+                             axis_name=self.axis_name,
+                             formulation=self.formulation)
     for layer in ([] if from_trunk else self.trunk()):
-      if layer.kind == 'pool':
+      if layer.kind == 'pool' and (self.formulation == 'fast' and
+                                   layer.kernel == layer.strides):
+        x = layers.max_pool(x, layer.kernel)
+      elif layer.kind == 'pool':
         x = nn.max_pool(x, layer.kernel, strides=layer.strides, padding='VALID')
       else:
         x = self.conv_block(layer, name=layer.name)(x, train)
@@ -150,4 +194,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int = 0,
   # module stays hashable (a static argument of jit).
   fields = {k: tuple(v) if isinstance(v, list) else v
             for k, v in config.model.to_dict().items()}
-  return Encoder(**fields, num_classes=num_classes, axis_name=axis_name)
+  # Outside config.model, so workdirs trained before it existed resume.
+  formulation = config.get('compute', {}).get('formulation', 'fast')
+  return Encoder(**fields, num_classes=num_classes, axis_name=axis_name,
+                 formulation=formulation)

@@ -79,3 +79,44 @@ def test_too_small_input_is_a_clear_error():
   config.data.patch_frames = 9
   with pytest.raises(ValueError, match='patch_frames'):
     layer_shapes(config)
+
+
+def slim(config):
+  """The variant's geometry (input, kernels, strides, pools) at few channels."""
+  width = dict(prefilter_features=4, block_features=(4, 4, 8)[
+      :len(config.model.block_features)], final_features=8,
+      dense_features=(8,), embedding_dim=8)
+  config.model.update(width)
+  config.batch_size = 2
+  return config
+
+
+@pytest.mark.parametrize('variant', ['paper', '', 'demo'])
+def test_fast_formulation_equals_plain_in_the_train_step(variant):
+  """Loss, metrics and the updated parameters and BatchNorm statistics of one
+  triplet step: fast == plain to 1e-4 of each array's largest value."""
+  import functools  # pylint: disable=g-import-not-at-top
+  from cvrl import train  # pylint: disable=g-import-not-at-top
+  results = {}
+  shape = models.input_shape(slim(cv.get_config(variant)))
+  rng = np.random.default_rng(0)
+  batch = {role: rng.normal(size=(1, 2) + shape).astype(np.float32)
+           for role in ('anchor', 'positive', 'negative')}
+  batch['negative'][0, 0, :40] = -3.0  # a silent stretch: max-pool ties
+  for formulation in ('plain', 'fast'):
+    config = slim(cv.get_config(variant))
+    config.compute.formulation = formulation
+    model = models.create_model(config, axis_name=train.AXIS)
+    one_device = lambda tree: jax.tree.map(lambda x: jnp.asarray(x)[None], tree)
+    state = one_device(train.create_train_state(jax.random.key(0), config,
+                                                model))
+    step = jax.jit(jax.vmap(functools.partial(
+        train.train_step, method='cv', loss='triplet', margin=1.0,
+        temperature=0.1), axis_name=train.AXIS))
+    state, metrics = step(state, batch, one_device(jax.random.key(1)))
+    results[formulation] = jax.device_get(
+        (metrics, state.params, state.batch_stats))
+  for fast, plain in zip(jax.tree.leaves(results['fast']),
+                         jax.tree.leaves(results['plain'])):
+    scale = float(np.abs(plain).max()) or 1.0
+    np.testing.assert_allclose(fast / scale, plain / scale, atol=1e-4, rtol=0)

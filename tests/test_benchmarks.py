@@ -51,3 +51,17 @@ def test_embed_throughput_on_a_trained_and_a_config_encoder(trained_workdir):
   assert [r[3].strip() for r in rows[1:]] == ['original', 'patches', 'dense'] * 2
   assert all(float(r[5]) > 0 for r in rows[1:])
   assert (trained_workdir / 'speed.png').stat().st_size > 0
+
+
+def test_step_vs_reference_prints_the_table_and_the_ratio_line():
+  result = run_python(str(ROOT / 'benchmarks' / 'step_vs_reference.py'),
+                      '--variant=test', '--demo_variant=test', '--repeats=1')
+  assert result.returncode == 0, result.stderr
+  rows = [r.split('|') for r in result.stdout.splitlines()
+          if r.startswith('| published') or r.startswith('| demo')]
+  names = [(r[1].strip(), r[2].strip()) for r in rows]
+  assert ('published', 'cvrl fast') in names and ('demo', 'cvrl plain') in names
+  assert all(float(r[3]) > 0 and float(r[5]) > 0 for r in rows)
+  last = result.stdout.strip().splitlines()[-1]
+  assert last.startswith('published: cvrl/tensorflow=')
+  assert 'cvrl/pytorch=' in last and ' demo: optimised/plain=' in last

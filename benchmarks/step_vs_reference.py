@@ -1,0 +1,262 @@
+r"""cvrl's triplet train step against the frameworks a user would otherwise pick.
+
+  .venv/bin/python benchmarks/step_vs_reference.py [--repeats=5] [--skip_published]
+  (TensorFlow / PyTorch rows need `pip install -e '.[bench]'`; without them
+  those rows are left out and the ratio says n/a.)
+
+Published network (configs/cv.py:paper: 8 triplets of 201 x 252 x 5 HCQT
+patches, Adam 2e-3) as
+  cvrl fast    cvrl's train step, config.compute.formulation='fast'
+  cvrl plain   the same with flax's nn.Conv / nn.max_pool ('plain')
+  tensorflow   the same network and step in Keras, written from the
+               architecture (the original's framework; tf.function, no XLA)
+  pytorch      the same in PyTorch (eager, CPU threads = cores)
+and the demo network (configs/cv.py:demo, 16 triplets of 101 x 128) in cvrl
+fast and plain. Repetitions are interleaved (one step of each in turn), the
+median is reported. GFLOP per step comes from XLA's cost analysis of cvrl's
+step (the same arithmetic in every framework); "of peak" divides the
+achieved rate by this machine's measured float32 matrix-product rate.
+Last line:
+  published: cvrl/tensorflow=R1 cvrl/pytorch=R2  demo: optimised/plain=R3
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+
+import jax  # noqa: E402  pylint: disable=g-import-not-at-top
+import jax.numpy as jnp  # noqa: E402
+
+from configs import cv  # noqa: E402
+from cvrl import models  # noqa: E402
+from cvrl import train  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer('repeats', 5, 'Timed steps of each contender.')
+flags.DEFINE_bool('skip_published', False, 'Only the demo rows (fast check).')
+flags.DEFINE_string('variant', 'paper', 'configs/cv.py variant of the '
+                    '"published" rows (tests use a small one).')
+flags.DEFINE_string('demo_variant', 'demo', 'configs/cv.py variant of the '
+                    '"demo" rows.')
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+  """This machine's float32 matrix-product rate through XLA (GFLOP/s)."""
+  a = jnp.ones((size, size), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  f(a).block_until_ready()
+  start = time.perf_counter()
+  for _ in range(repeats):
+    f(a).block_until_ready()
+  return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def cvrl_step(config, formulation: str):
+  """(step(), GFLOP per step) of cvrl's triplet step on random patches."""
+  config = cv.get_config(config) if isinstance(config, str) else config
+  config.compute.formulation = formulation
+  model = models.create_model(config, axis_name=train.AXIS)
+  one = lambda tree: jax.tree.map(lambda x: jnp.asarray(x)[None], tree)
+  state = one(train.create_train_state(jax.random.key(0), config, model))
+  shape = (1, config.batch_size) + models.input_shape(config)
+  rng = np.random.default_rng(0)
+  batch = {r: jnp.asarray(rng.normal(size=shape), jnp.float32)
+           for r in ('anchor', 'positive', 'negative')}
+  key = one(jax.random.key(1))
+  step = jax.jit(jax.vmap(functools.partial(
+      train.train_step, method='cv', loss='triplet', margin=1.0,
+      temperature=0.1), axis_name=train.AXIS))
+  compiled = step.lower(state, batch, key).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  holder = [state]
+
+  def run():
+    holder[0], metrics = compiled(holder[0], batch, key)
+    jax.block_until_ready(metrics)
+  run()
+  return run, cost.get('flops', float('nan')) / 1e9
+
+
+def keras_step(config):
+  """The published network and triplet step in Keras (None without TF)."""
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  m = config.model
+  layers = tf.keras.layers
+
+  def block(x, features, kernel, strides=(1, 1), padding='valid'):
+    x = layers.Conv2D(features, kernel, strides, padding, use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.99, epsilon=1e-3)(x)
+    return layers.LeakyReLU(0.3)(x)
+
+  inputs = tf.keras.Input(models.input_shape(config))
+  x = block(inputs, m.prefilter_features, tuple(m.prefilter_kernel),
+            padding='same')
+  x = block(x, m.prefilter_features, (1, m.freq_stride), (1, m.freq_stride))
+  for features in m.block_features:
+    x = block(x, features, (3, 3))
+    x = block(x, features, (3, 3))
+    x = layers.MaxPooling2D((3, 3))(x)
+  x = block(x, m.final_features, tuple(x.shape[1:3]))
+  x = layers.Flatten()(x)
+  for features in m.dense_features:
+    x = layers.Dropout(m.dropout_rate)(x)
+    x = layers.Dense(features)(x)
+    x = layers.LeakyReLU(0.3)(layers.BatchNormalization(
+        momentum=0.99, epsilon=1e-3)(x))
+  x = layers.Dropout(m.dropout_rate)(x)
+  x = layers.Dense(m.embedding_dim)(x)
+  model = tf.keras.Model(inputs, tf.math.l2_normalize(x, axis=-1))
+  optimizer = tf.keras.optimizers.Adam(config.optimizer.learning_rate)
+  shape = (config.batch_size,) + models.input_shape(config)
+  rng = np.random.default_rng(0)
+  triplet = [tf.constant(rng.normal(size=shape), tf.float32) for _ in range(3)]
+
+  @tf.function
+  def step(a, p, n):
+    with tf.GradientTape() as tape:
+      out = model(tf.concat([a, p, n], 0), training=True)
+      ea, ep, en = tf.split(out, 3)
+      loss = tf.reduce_mean(tf.nn.relu(
+          tf.reduce_sum((ea - ep) ** 2, -1) -
+          tf.reduce_sum((ea - en) ** 2, -1) + 1.0))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  run = lambda: step(*triplet).numpy()
+  run()
+  return run
+
+
+def torch_step(config):
+  """The published network and triplet step in PyTorch (None without torch)."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  torch.set_num_threads(os.cpu_count() or 1)
+  nn = torch.nn
+  m = config.model
+  time_, bins, channels = models.input_shape(config)
+
+  def block(cin, features, kernel, stride=(1, 1), padding=0):
+    return [nn.Conv2d(cin, features, kernel, stride, padding, bias=False),
+            nn.BatchNorm2d(features, momentum=0.01, eps=1e-3),
+            nn.LeakyReLU(0.3)]
+
+  k = tuple(m.prefilter_kernel)
+  layers_ = block(channels, m.prefilter_features, k,
+                  padding=(k[0] // 2, k[1] // 2))
+  layers_ += block(m.prefilter_features, m.prefilter_features,
+                   (1, m.freq_stride), (1, m.freq_stride))
+  cin = m.prefilter_features
+  for features in m.block_features:
+    layers_ += block(cin, features, 3) + block(features, features, 3)
+    layers_.append(nn.MaxPool2d(3))
+    cin = features
+  trunk = nn.Sequential(*layers_)
+  with torch.no_grad():
+    t, f = trunk(torch.zeros(1, channels, time_, bins)).shape[2:]
+  head = block(cin, m.final_features, (t, f)) + [nn.Flatten()]
+  width = m.final_features
+  for features in m.dense_features:
+    head += [nn.Dropout(m.dropout_rate), nn.Linear(width, features),
+             nn.BatchNorm1d(features, momentum=0.01, eps=1e-3),
+             nn.LeakyReLU(0.3)]
+    width = features
+  head += [nn.Dropout(m.dropout_rate), nn.Linear(width, m.embedding_dim)]
+  model = nn.Sequential(trunk, *head).train()
+  optimizer = torch.optim.Adam(model.parameters(),
+                               lr=config.optimizer.learning_rate)
+  shape = (config.batch_size, channels, time_, bins)
+  rng = np.random.default_rng(0)
+  triplet = [torch.tensor(rng.normal(size=shape), dtype=torch.float32)
+             for _ in range(3)]
+
+  def run():
+    optimizer.zero_grad()
+    out = nn.functional.normalize(model(torch.cat(triplet)), dim=-1)
+    ea, ep, en = out.chunk(3)
+    loss = torch.relu(((ea - ep) ** 2).sum(-1) - ((ea - en) ** 2).sum(-1)
+                      + 1.0).mean()
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+  run()
+  return run
+
+
+def timed(contenders: dict, repeats: int) -> dict:
+  """Median seconds per step, repetitions interleaved across contenders."""
+  times = {name: [] for name in contenders}
+  for _ in range(repeats):
+    for name, run in contenders.items():
+      start = time.perf_counter()
+      run()
+      times[name].append(time.perf_counter() - start)
+  return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def main(argv):
+  del argv
+  peak = matmul_peak_gflops()
+  rows = []  # (network, contender, s/step, triplets per step, GFLOP)
+  ratios = {}
+  groups = [('demo', cv.get_config(FLAGS.demo_variant))]
+  if not FLAGS.skip_published:
+    groups.insert(0, ('published', cv.get_config(FLAGS.variant)))
+  for network, config in groups:
+    contenders, gflop = {}, None
+    for formulation in ('fast', 'plain'):
+      run, flops = cvrl_step(cv.get_config(
+          FLAGS.variant if network == 'published' else FLAGS.demo_variant),
+          formulation)
+      contenders[f'cvrl {formulation}'] = run
+      gflop = gflop or flops
+    if network == 'published':
+      for name, make in (('tensorflow', keras_step), ('pytorch', torch_step)):
+        run = make(config)
+        if run is not None:
+          contenders[name] = run
+    seconds = timed(contenders, FLAGS.repeats)
+    for name, s in seconds.items():
+      rows.append((network, name, s, config.batch_size, gflop))
+    best = seconds['cvrl fast']
+    if network == 'published':
+      for name in ('tensorflow', 'pytorch'):
+        ratios[f'cvrl/{name}'] = (seconds[name] / best if name in seconds
+                                  else None)
+    else:
+      ratios['optimised/plain'] = seconds['cvrl plain'] / best
+  print(f'float32 matrix-product rate of this machine: {peak:.0f} GFLOP/s '
+        f'({os.cpu_count()} cores); {FLAGS.repeats} interleaved steps each, '
+        'median\n')
+  print('| network | contender | s/step | triplets/s | GFLOP/step | '
+        'GFLOP/s | of peak |')
+  print('|---|---|---|---|---|---|---|')
+  for network, name, s, triplets, gflop in rows:
+    print(f'| {network} | {name} | {s:.3f} | {triplets / s:.1f} | '
+          f'{gflop:.1f} | {gflop / s:.1f} | {gflop / s / peak:.1%} |')
+  fmt = lambda r: 'n/a' if r is None else f'{r:.2f}'
+  published = (f'published: cvrl/tensorflow={fmt(ratios.get("cvrl/tensorflow"))} '
+               f'cvrl/pytorch={fmt(ratios.get("cvrl/pytorch"))}'
+               if not FLAGS.skip_published else 'published: skipped')
+  print(f'\n{published}  demo: optimised/plain='
+        f'{fmt(ratios["optimised/plain"])}')
+
+
+if __name__ == '__main__':
+  app.run(main)

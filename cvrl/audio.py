@@ -139,6 +139,27 @@ def chroma(audio: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   return out.T.astype(np.float32)
 
 
+def warm_up(config: ml_collections.ConfigDict | None = None) -> None:
+  """Compiles (and caches) librosa's numba code for every feature, here.
+
+  librosa caches its numba functions in site-packages. Two processes that
+  compile the same function at once (parallel `prepare` workers, parallel
+  test processes on a fresh install) can overwrite each other's cache index,
+  and a later load then runs machine code compiled for another signature:
+  a segfault in tuning estimation. Calling this once before going parallel
+  leaves the workers only reading the cache.
+  """
+  config = config or feature_config()
+  noise = np.random.default_rng(0).standard_normal(
+      8 * config.sample_rate).astype(np.float32) * 0.1
+  hcqt_config = ml_collections.ConfigDict(config.to_dict())
+  hcqt_config.kind = 'hcqt'
+  compute_features(noise, hcqt_config)
+  logmel(noise, config)
+  mfcc(noise, config)
+  chroma(noise, config)
+
+
 def compute_features(audio: np.ndarray,
                      config: ml_collections.ConfigDict) -> np.ndarray:
   """Dispatch on `config.kind`; returns float32 [frames, *feature_shape]."""

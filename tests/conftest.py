@@ -10,6 +10,18 @@ import pytest  # noqa: E402
 import helpers  # noqa: E402
 
 
+def pytest_configure(config):
+  """Compile librosa's numba code once, before test processes start.
+
+  With pytest-xdist this runs in the controller before the workers exist, so
+  they never compile the same function at once (cvrl.audio.warm_up says why
+  that matters).
+  """
+  if not hasattr(config, 'workerinput'):
+    from cvrl import audio  # pylint: disable=g-import-not-at-top
+    audio.warm_up()
+
+
 @pytest.fixture
 def cvrl_dataset(tmp_path):
   return helpers.make_cvrl_dataset(tmp_path / 'data')

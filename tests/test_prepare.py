@@ -108,10 +108,14 @@ def segfault_on_p1_b(job):
   return prepare._build_features_job(job)  # pylint: disable=protected-access
 
 
-def test_worker_crash_names_the_version_and_writes_no_cache(cvrl_dataset):
+def test_worker_crash_names_the_version_and_writes_no_cache(cvrl_dataset,
+                                                           monkeypatch):
+  warmed = []
+  monkeypatch.setattr(audio, 'warm_up', lambda config: warmed.append(config))
   with pytest.raises(layout.DatasetError) as error:
     prepare.prepare(cvrl_dataset, config(), workers=2, progress=False,
                     build_job=segfault_on_p1_b)
+  assert len(warmed) == 1  # numba compiled once here, before the workers
   message = str(error.value)
   assert str(cvrl_dataset / 'audio' / 'p1' / 'b.wav') in message
   assert 'version p1/b' in message and 'SIGSEGV' in message

@@ -259,6 +259,9 @@ def build_all_features(jobs, workers: int, bar, build_job=None) -> None:
       build_job(job)
       bar.update()
     return
+  # Workers would otherwise compile librosa's numba code concurrently and
+  # can corrupt its on-disk cache (audio.warm_up says how).
+  audio_lib.warm_up(ml_collections.ConfigDict(jobs[0][1]))
   # spawn, not fork: the trainer calls this after JAX has started threads.
   context = multiprocessing.get_context('spawn')
   pending = {}

@@ -54,14 +54,14 @@ def test_embed_throughput_on_a_trained_and_a_config_encoder(trained_workdir):
 
 
 def test_step_vs_reference_prints_the_table_and_the_ratio_line():
+  """Demo rows only (the published rows add two compiles; same code path)."""
   result = run_python(str(ROOT / 'benchmarks' / 'step_vs_reference.py'),
-                      '--variant=test', '--demo_variant=test', '--repeats=1')
+                      '--skip_published', '--demo_variant=test', '--repeats=1')
   assert result.returncode == 0, result.stderr
   rows = [r.split('|') for r in result.stdout.splitlines()
-          if r.startswith('| published') or r.startswith('| demo')]
-  names = [(r[1].strip(), r[2].strip()) for r in rows]
-  assert ('published', 'cvrl fast') in names and ('demo', 'cvrl plain') in names
-  assert all(float(r[3]) > 0 and float(r[5]) > 0 for r in rows)
+          if r.startswith('| demo')]
+  assert [r[2].strip() for r in rows] == ['cvrl fast', 'cvrl plain']
+  assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows)
   last = result.stdout.strip().splitlines()[-1]
-  assert last.startswith('published: cvrl/tensorflow=')
-  assert 'cvrl/pytorch=' in last and ' demo: optimised/plain=' in last
+  assert last.startswith('published: skipped  demo: optimised/plain=')
+  assert float(last.rsplit('=', 1)[1]) > 0

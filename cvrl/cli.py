@@ -12,6 +12,7 @@ checkpoint, a run that cannot go on) ends a binary with one line on stderr,
 from __future__ import annotations
 
 import faulthandler
+import signal
 import sys
 
 from absl import app
@@ -31,6 +32,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
   from cvrl.data import layout  # pylint: disable=g-import-not-at-top
   return (UserError, layout.DatasetError, checkpoints.CheckpointError,
           audio.AudioError)
+
+
+def describe_exit(code) -> str:
+  """A child process's exit status in words: 'exit code 1', 'killed by SIGSEGV'."""
+  if code is not None and code < 0:
+    try:
+      return f'killed by {signal.Signals(-code).name}'
+    except ValueError:
+      return f'killed by signal {-code}'
+  return f'exit code {code}'
 
 
 def quiet_logging() -> None:

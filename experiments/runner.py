@@ -7,24 +7,17 @@ before it stays on disk for the next run to skip.
 """
 
 import pathlib
-import signal
 import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cvrl import cli  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 class StepFailed(RuntimeError):
   """A driver step exited non-zero; the message names the step and the exit."""
-
-
-def describe_exit(code: int) -> str:
-  if code < 0:
-    try:
-      return f'killed by {signal.Signals(-code).name}'
-    except ValueError:
-      return f'killed by signal {-code}'
-  return f'exit code {code}'
 
 
 def run(*args, capture: bool = False) -> str:
@@ -38,7 +31,7 @@ def run(*args, capture: bool = False) -> str:
   result = subprocess.run(command, cwd=ROOT, text=True, check=False,
                           stdout=subprocess.PIPE if capture else None)
   if result.returncode != 0:
-    raise StepFailed(f'step failed ({describe_exit(result.returncode)}): '
+    raise StepFailed(f'step failed ({cli.describe_exit(result.returncode)}): '
                      f'{shown}')
   return result.stdout if capture else ''
 

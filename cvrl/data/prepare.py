@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import pathlib
-import signal
 from typing import Optional
 
 from absl import app
@@ -210,15 +209,6 @@ def _build_features_job(args):
   return info.version.key, build_features(info, config, root)
 
 
-def _describe_exit(code: Optional[int]) -> str:
-  if code is not None and code < 0:
-    try:
-      return f'killed by {signal.Signals(-code).name}'
-    except ValueError:
-      return f'killed by signal {-code}'
-  return f'exit code {code}'
-
-
 def _find_crashing_job(jobs, build_job, context) -> None:
   """Re-runs jobs one per process until one dies; raises DatasetError naming it.
 
@@ -236,7 +226,7 @@ def _find_crashing_job(jobs, build_job, context) -> None:
       raise layout.DatasetError(
           f'{info.version.audio_path}: computing features for version '
           f'{info.version.key} crashed its worker process '
-          f'({_describe_exit(process.exitcode)}); no cache entry was written. '
+          f'({cli.describe_exit(process.exitcode)}); no cache entry was written. '
           'A native crash here usually means an incompatible numba/llvmlite '
           'for librosa: install the tested versions (requirements-lock.txt).')
 

@@ -59,6 +59,8 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
   # Comma-separated (cvrl/data/demo.py SOUNDFONTS); one: versions share timbres.
   config.data.demo_soundfonts = 'FluidR3_GM,TimGM6mb,MuseScore_General'
   config.data.cache_dir = ''  # '' = <root>/cache
+  # Train on versions whose measure annotation cvrl.data.sync derived too.
+  config.data.derived_annotations = True
   config.data.patch_frames = 201  # ~4.7 s at 43 frames/s, centred
   config.data.tau_p = 0.2  # positive jitter, seconds (uniform in +-tau_p)
   config.data.tau_n = 10.0  # negatives at least this far from the anchor, s

@@ -239,8 +239,9 @@ def train(config: ml_collections.ConfigDict, workdir,
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices('cvrl data prepared')
-  prepared = prepare_lib.open_cache(config.data.root, config.features,
-                                    config.data.cache_dir or None)
+  prepared = prepare_lib.open_cache(
+      config.data.root, config.features, config.data.cache_dir or None,
+      derived_annotations=config.data.get('derived_annotations', True))
   classes = prepared.dataset.instrument_classes
 
   model = models.create_model(

@@ -40,7 +40,7 @@ def test_docs_give_the_main_binaries():
   modules = {name for kind, name in COMMANDS if kind == '-m'}
   assert {'cvrl.train', 'cvrl.embed', 'cvrl.probe', 'cvrl.ssm',
           'cvrl.evaluation.retrieval', 'cvrl.data.prepare', 'cvrl.data.demo',
-          'cvrl.data.overview'} <= modules
+          'cvrl.data.overview', 'cvrl.data.sync'} <= modules
 
 
 @pytest.mark.parametrize('kind,name', sorted(COMMANDS))

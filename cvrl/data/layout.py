@@ -26,6 +26,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import hashlib
+import json
 import pathlib
 import re
 from typing import Iterable, Optional, Sequence
@@ -151,7 +153,8 @@ def read_rows(path: pathlib.Path) -> list[tuple[int, list[str]]]:
     text = path.read_text(encoding='utf-8-sig')
   except (OSError, UnicodeDecodeError) as e:
     raise DatasetError(f'{path}: cannot read: {e}') from e
-  lines = text.splitlines()
+  # '#' lines are comments (cvrl.data.sync marks derived annotations so).
+  lines = ['' if l.lstrip().startswith('#') else l for l in text.splitlines()]
   first = next((l for l in lines if l.strip()), '')
   delimiter = ';' if first.count(';') > first.count(',') else ','
   rows = []
@@ -411,8 +414,63 @@ def read_splits(path: pathlib.Path) -> dict[str, tuple[Segment, ...]]:
   return {name: tuple(segments) for name, segments in splits.items()}
 
 
-def load_dataset(root) -> Dataset:
-  """Finds the pieces, versions, references and splits under `root`."""
+def measures_path(root: pathlib.Path, layout: str, piece: str,
+                  version: str) -> pathlib.Path:
+  """Where a version's measure annotation lives in each layout."""
+  if layout == 'cvrl':
+    return root / 'measures' / piece / f'{version}.csv'
+  folder = 'ann_audio_sync' if layout == 'published' else 'ann_audio_measure'
+  return root / '02_Annotations' / folder / f'{piece}_{version}.csv'
+
+
+def find_audio(root: pathlib.Path, layout: str) -> dict[str, dict[str, pathlib.Path]]:
+  """{piece: {version: audio path}} of every recording, annotated or not."""
+  found: dict[str, dict[str, pathlib.Path]] = {}
+  for path in sorted(_audio_files(root, layout)):
+    if layout == 'cvrl':
+      if path.parent.parent != root / 'audio':
+        continue
+      piece, version = path.parent.name, path.stem
+    else:
+      match = _STEM.match(path.stem)
+      if not match:
+        continue
+      piece, version = match['piece'], match['version']
+    found.setdefault(piece, {}).setdefault(version, path)
+  return found
+
+
+def sync_record_path(measures: pathlib.Path) -> pathlib.Path:
+  """The sidecar that marks a measure annotation as derived by cvrl.data.sync."""
+  return measures.with_suffix('.sync.json')
+
+
+def derived_record(measures: pathlib.Path) -> Optional[dict]:
+  """The sync record of a derived annotation; None for a hand-made one.
+
+  An annotation counts as derived only while its sidecar says it was written
+  (status 'ok') and it still has the content that was written: a file that a
+  person has since replaced is theirs, and is never overwritten.
+  """
+  record_path = sync_record_path(measures)
+  if not record_path.exists() or not measures.exists():
+    return None
+  try:
+    record = json.loads(record_path.read_text())
+  except (OSError, ValueError):
+    return None
+  digest = hashlib.sha1(measures.read_bytes()).hexdigest()
+  if record.get('status') != 'ok' or record.get('measures_sha1') != digest:
+    return None
+  return record
+
+
+def load_dataset(root, derived_annotations: bool = True) -> Dataset:
+  """Finds the pieces, versions, references and splits under `root`.
+
+  `derived_annotations=False` leaves out versions whose measure annotation was
+  derived by synchronisation (cvrl.data.sync) rather than made by hand.
+  """
   root = pathlib.Path(root)
   if not root.is_dir():
     raise DatasetError(f'{root}: dataset folder does not exist')
@@ -430,13 +488,16 @@ def load_dataset(root) -> Dataset:
                                 pitch_key='arr_0')
   else:
     versions = _find_flat(root, 'ann_audio_measure', framewise=False)
+  if not derived_annotations:
+    versions = [v for v in versions if derived_record(v.measures_path) is None]
   if not versions:
     raise DatasetError(f'{root}: no measure annotations found ({layout} '
                        'layout)')
   annotated = {v.audio_path for v in versions}
   for path in sorted(_audio_files(root, layout)):
     if path not in annotated:
-      logging.warning('%s: audio without a measure annotation, not used', path)
+      logging.warning('%s: audio without a measure annotation, not used '
+                      '(python -m cvrl.data.sync derives one)', path)
   by_piece: dict[str, list[Version]] = {}
   for v in versions:
     by_piece.setdefault(v.piece, []).append(v)
@@ -450,6 +511,9 @@ def load_dataset(root) -> Dataset:
     splits = read_splits(splits_path)
   else:
     splits, splits_path = default_splits(pieces), None
+  if not derived_annotations:  # pieces whose every annotation was derived
+    splits = {name: tuple(s for s in segments if s.piece in pieces)
+              for name, segments in splits.items()}
   return Dataset(root=root, layout=layout, pieces=pieces, splits=splits,
                  instrument_classes=read_classes(root, layout),
                  framewise=framewise, splits_path=splits_path)

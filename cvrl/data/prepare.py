@@ -431,8 +431,13 @@ class PreparedDataset:
 
 
 def open_cache(data_dir, config: ml_collections.ConfigDict,
-               cache_dir: Optional[str] = None) -> PreparedDataset:
-  """Opens prepared caches; raises DatasetError if missing, partial or stale."""
+               cache_dir: Optional[str] = None,
+               derived_annotations: bool = True) -> PreparedDataset:
+  """Opens prepared caches; raises DatasetError if missing, partial or stale.
+
+  The cache always covers every annotated version; `derived_annotations=False`
+  leaves out those whose annotation cvrl.data.sync derived.
+  """
   dataset = layout.load_dataset(data_dir)
   root = cache_root(data_dir, config, cache_dir)
   hint = f'run: python -m cvrl.data.prepare --data={data_dir}'
@@ -458,9 +463,12 @@ def open_cache(data_dir, config: ml_collections.ConfigDict,
           f'since the cache was built; {hint}')
   with np.load(root / STATS) as stats:
     mean, std = stats['mean'], stats['std']
+  if not derived_annotations:
+    dataset = layout.load_dataset(data_dir, derived_annotations=False)
   return PreparedDataset(
       dataset=dataset, cache=root, config=config,
-      num_frames={k: v['num_frames'] for k, v in index['versions'].items()},
+      num_frames={v.key: index['versions'][v.key]['num_frames']
+                  for v in dataset.versions()},
       mean=mean, std=std)
 
 

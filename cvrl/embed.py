@@ -33,18 +33,19 @@ from cvrl import audio as audio_lib
 from cvrl import augment
 from cvrl import checkpoints
 from cvrl import cli
+from cvrl import models
 from cvrl import sliding
 from cvrl.data import layout
 from cvrl.data import prepare as prepare_lib
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'patch_frames'))
-def _embed_batch(model, variables, padded, starts, patch_frames):
-  """[N] start frames -> [N, D] embeddings of the patches starting there."""
+@functools.partial(jax.jit, static_argnames=('model', 'patch_frames', 'layer'))
+def _embed_batch(model, variables, padded, starts, patch_frames, layer):
+  """[N] start frames -> [N, D] outputs of `layer` for the patches there."""
   def cut(start):
     return jax.lax.dynamic_slice_in_dim(padded, start, patch_frames, axis=0)
   patches = jax.vmap(cut)(starts)
-  return model.apply(variables, patches, train=False)['embedding']
+  return model.apply(variables, patches, train=False)[layer]
 
 
 METHODS = ('dense', 'patches')
@@ -52,17 +53,20 @@ METHODS = ('dense', 'patches')
 
 def embed_features(encoder: checkpoints.TrainedModel, features: np.ndarray,
                    hop: int = 1, batch_size: int = 512,
-                   method: str = 'dense') -> np.ndarray:
+                   method: str = 'dense',
+                   layer: str = 'embedding') -> np.ndarray:
   """[frames, bins(, channels)] dB features -> [ceil(frames / hop), D] float32.
 
   Row i embeds the patch centred on frame i * hop, `batch_size` patches per
-  jit call. method 'dense' (cvrl/sliding.py) shares the feature maps of
+  jit call; `layer` picks the output (models.layer_names: the published
+  embedding, a dense layer before it, or the last convolution's). method 'dense' (cvrl/sliding.py) shares the feature maps of
   overlapping patches and equals 'patches', one forward pass per patch
   (sliced on the device), up to float rounding; it falls back to 'patches'
   where the patch is too short for it.
   """
   if method not in METHODS:
     raise ValueError(f'method={method!r}: expected one of {METHODS}')
+  dim = models.layer_dim(encoder.model, layer)  # checks the name
   features = np.asarray(features, np.float32)
   features = features.reshape(features.shape[:2] + (-1,))
   mean = encoder.mean.reshape(features.shape[1:])
@@ -89,7 +93,7 @@ def embed_features(encoder: checkpoints.TrainedModel, features: np.ndarray,
       window = padded[starts[lo]:starts[lo] + span]
       embedding = sliding.embed_chunk(
           encoder.model, encoder.variables, jnp.asarray(window), patch, hop,
-          batch_size)
+          batch_size, layer)
       out.append(np.asarray(embedding)[:len(starts) - lo])
   else:
     padded = jnp.asarray(padded)
@@ -97,16 +101,24 @@ def embed_features(encoder: checkpoints.TrainedModel, features: np.ndarray,
       chunk = starts[lo:lo + batch_size]
       batch = np.pad(chunk, (0, batch_size - len(chunk)), mode='edge')
       embedding = _embed_batch(encoder.model, encoder.variables, padded,
-                               jnp.asarray(batch), patch)
+                               jnp.asarray(batch), patch, layer)
       out.append(np.asarray(embedding)[:len(chunk)])
-  return np.concatenate(out) if out else np.zeros(
-      (0, encoder.config.model.embedding_dim), np.float32)
+  return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
+
+
+def check_layer(encoder: checkpoints.TrainedModel, layer: str, workdir) -> None:
+  """A UserError naming the workdir unless its encoder has `layer`."""
+  names = models.layer_names(encoder.model)
+  if layer not in names:
+    raise cli.UserError(f'{workdir}: --layer={layer!r} is not a layer of this '
+                        f'encoder; one of {list(names)}')
 
 
 def cache_path(workdir, encoder: checkpoints.TrainedModel, version: layout.Version,
-               hop: int) -> pathlib.Path:
+               hop: int, layer: str = 'embedding') -> pathlib.Path:
+  folder = f'hop_{hop}' if layer == 'embedding' else f'hop_{hop}_{layer}'
   return (pathlib.Path(workdir) / 'embeddings' / f'step_{encoder.step}' /
-          f'hop_{hop}' / version.piece / f'{version.name}.npy')
+          folder / version.piece / f'{version.name}.npy')
 
 
 def open_dataset(encoder: checkpoints.TrainedModel,
@@ -119,18 +131,20 @@ def open_dataset(encoder: checkpoints.TrainedModel,
 
 def embed_split(workdir, encoder: checkpoints.TrainedModel,
                 prepared: prepare_lib.PreparedDataset, split: str,
-                hop: int = 1, progress: bool = True) -> dict[str, np.ndarray]:
+                hop: int = 1, progress: bool = True,
+                layer: str = 'embedding') -> dict[str, np.ndarray]:
   """{version key: [frames / hop, D]} for every version of a split, cached."""
   out = {}
   versions = sorted({v.key: v for v, _ in prepare_lib.split_versions(
       prepared.dataset, split)}.values(), key=lambda v: v.key)
   for version in tqdm.tqdm(versions, desc=f'embed {split}', unit='version',
                            disable=not progress):
-    path = cache_path(workdir, encoder, version, hop)
+    path = cache_path(workdir, encoder, version, hop, layer)
     if path.exists():
       out[version.key] = np.load(path)
       continue
-    embedding = embed_features(encoder, prepared.features(version), hop)
+    embedding = embed_features(encoder, prepared.features(version), hop,
+                               layer=layer)
     path.parent.mkdir(parents=True, exist_ok=True)
     prepare_lib.write_atomic(path, lambda f, e=embedding: np.save(f, e))
     out[version.key] = embedding
@@ -148,12 +162,16 @@ def define_flags():
   flags.DEFINE_string('split', 'test', 'Dataset split to embed.')
   flags.DEFINE_integer('hop', 1, 'One embedding every `hop` feature frames.')
   flags.DEFINE_string('data', None, 'Dataset (default: the config\'s).')
+  flags.DEFINE_string('layer', 'embedding', 'Which output: embedding (the '
+                      'published one), dense0, dense1, ... (the dense '
+                      'layers before it) or final (the last convolution\'s).')
   flags.mark_flag_as_required('workdir')
 
 
 def main(argv):
   del argv
   encoder = checkpoints.restore_model(FLAGS.workdir, FLAGS.step)
+  check_layer(encoder, FLAGS.layer, FLAGS.workdir)
   rate = audio_lib.frame_rate(encoder.config.features)
   if FLAGS.audio:
     if not FLAGS.out:
@@ -161,17 +179,18 @@ def main(argv):
     waveform = audio_lib.load_audio(FLAGS.audio,
                                     encoder.config.features.sample_rate)
     features = audio_lib.compute_features(waveform, encoder.config.features)
-    embedding = embed_features(encoder, features, FLAGS.hop)
+    embedding = embed_features(encoder, features, FLAGS.hop,
+                               layer=FLAGS.layer)
     np.save(FLAGS.out, embedding)
     print(f'{FLAGS.out}: {embedding.shape[0]} embeddings x '
           f'{embedding.shape[1]} at {rate / FLAGS.hop:.2f} per second')
     return
   prepared = open_dataset(encoder, FLAGS.data)
   embeddings = embed_split(FLAGS.workdir, encoder, prepared, FLAGS.split,
-                           FLAGS.hop)
+                           FLAGS.hop, layer=FLAGS.layer)
   frames = sum(len(e) for e in embeddings.values())
   folder = cache_path(FLAGS.workdir, encoder, prepared.dataset.versions()[0],
-                      FLAGS.hop).parents[1]
+                      FLAGS.hop, FLAGS.layer).parents[1]
   print(f'{FLAGS.workdir}: {len(embeddings)} {FLAGS.split} versions, '
         f'{frames} embeddings in {folder}')
 

@@ -162,7 +162,10 @@ class Encoder(nn.Module):
           'longer patches (config.data.patch_frames), more bins, a smaller '
           'config.model.freq_stride or fewer config.model.block_features')
     x = conv(self.final_features, tuple(x.shape[1:3]), name='final')(x, train)
-    x = x.reshape(x.shape[0], -1)
+    # The final conv spans the whole remaining map, so this mean (the
+    # "pooled output of the last convolution") only drops the 1 x 1.
+    x = jnp.mean(x, axis=(1, 2))
+    hidden = dict(final=x)  # what `layer_names` offers besides the embedding
     dense_bn = functools.partial(nn.BatchNorm, use_running_average=not train,
                                  momentum=0.99, epsilon=1e-3,
                                  axis_name=self.axis_name)
@@ -170,12 +173,36 @@ class Encoder(nn.Module):
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
       x = nn.Dense(features, name=f'dense{i}')(x)
       x = nn.leaky_relu(dense_bn(name=f'dense{i}_bn')(x), self.leaky_slope)
+      hidden[f'dense{i}'] = x
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     z = nn.Dense(self.embedding_dim, name='embedding')(x)
-    out = dict(embedding=l2_normalize(z))
+    out = dict(embedding=l2_normalize(z), **hidden)
     if self.num_classes:
       out['logits'] = nn.Dense(self.num_classes, name='classifier')(z)
     return out
+
+
+def layer_names(model: Encoder) -> tuple[str, ...]:
+  """Layers whose output can be evaluated, from the embedding inwards.
+
+  'embedding' is the published L2-normalised output; 'dense<i>' the dense
+  layers before it (after BatchNorm and LeakyReLU), 'final' the output of the
+  last convolution. In SimCLR-style learning the layers before the
+  projection often carry more of what downstream tasks need.
+  """
+  dense = tuple(f'dense{i}' for i in reversed(range(len(model.dense_features))))
+  return ('embedding',) + dense + ('final',)
+
+
+def layer_dim(model: Encoder, layer: str) -> int:
+  """Width of a layer's output (one of `layer_names`)."""
+  if layer not in layer_names(model):
+    raise ValueError(f'layer {layer!r}: one of {layer_names(model)}')
+  if layer == 'embedding':
+    return model.embedding_dim
+  if layer == 'final':
+    return model.final_features
+  return model.dense_features[int(layer[len('dense'):])]
 
 
 def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:

@@ -109,13 +109,15 @@ def _apply(model: models.Encoder, variables, layer: models.Layer, x,
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'patch_frames', 'hop',
-                                             'num_patches'))
+                                             'num_patches', 'layer'))
 def embed_chunk(model: models.Encoder, variables: Any, sequence: jax.Array,
-                patch_frames: int, hop: int, num_patches: int) -> jax.Array:
+                patch_frames: int, hop: int, num_patches: int,
+                layer: str = 'embedding') -> jax.Array:
   """Embeddings of patches starting at 0, hop, ... (num_patches) of `sequence`.
 
   sequence: [(num_patches - 1) * hop + patch_frames, bins, channels],
-  standardised and already padded; -> [num_patches, D].
+  standardised and already padded; -> [num_patches, D] outputs of `layer`
+  (models.layer_names).
   """
   rows = plan(model, patch_frames)
   trunk = model.trunk()
@@ -150,21 +152,21 @@ def embed_chunk(model: models.Encoder, variables: Any, sequence: jax.Array,
       parts.append(right[:, max(lo, first) - first:hi - first])
     return jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
-  for layer, r, new in zip(trunk[1:], rows[:-1], rows[1:]):
-    span = layer.kernel[0]
-    if layer.kind == 'pool':
+  for block, r, new in zip(trunk[1:], rows[:-1], rows[1:]):
+    span = block.kernel[0]
+    if block.kind == 'pool':
       left_in, right_in = (0, span * new.left), (span * (new.n - new.right),
                                                   span * new.n)
     else:
       left_in, right_in = (0, new.left + span - 1), (new.n - new.right, r.n)
     new_left = new_right = None
     if new.left:
-      new_left = _apply(model, variables, layer,
+      new_left = _apply(model, variables, block,
                         gather(r, dense, left, right, *left_in))
     if new.right:
-      new_right = _apply(model, variables, layer,
+      new_right = _apply(model, variables, block,
                          gather(r, dense, left, right, *right_in))
-    dense = _apply(model, variables, layer, dense[None], r.dilation)[0]
+    dense = _apply(model, variables, block, dense[None], r.dilation)[0]
     left, right = new_left, new_right
   trunk_out = gather(rows[-1], dense, left, right, 0, rows[-1].n)
-  return model.apply(variables, trunk_out, from_trunk=True)['embedding']
+  return model.apply(variables, trunk_out, from_trunk=True)[layer]

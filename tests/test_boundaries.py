@@ -123,3 +123,14 @@ def test_ssm_binary_writes_json_and_plots(trained_workdir):
   pngs = sorted(p.name for p in (trained_workdir / 'ssm').glob('*.png'))
   assert pngs == ['embedding-f.png', 'embedding-p3-a.png']
   assert 'embedding vs ref_i: F' in result.stdout
+
+
+def test_ssm_binary_on_the_last_convolution(trained_workdir):
+  result = helpers.run_python('-m', 'cvrl.ssm', f'--workdir={trained_workdir}',
+                              '--kernel_seconds=2', '--plots=0',
+                              '--layer=final', '--hop=2')
+  assert result.returncode == 0, result.stderr
+  report = json.loads((trained_workdir / 'ssm' /
+                       'embedding_final.json').read_text())
+  assert report['layer'] == 'final' and report['versions'] == 3
+  assert 'embedding_final vs ref_i: F' in result.stdout

@@ -36,3 +36,16 @@ def test_embed_binary_on_an_audio_file(trained_workdir, tmp_path):
   embedding = np.load(tmp_path / 'e.npy')
   assert embedding.shape == (1 + 3 * helpers.SR // helpers.HOP, 8)
   np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1, rtol=1e-4)
+
+
+def test_embed_binary_gives_any_layer(trained_workdir, tmp_path):
+  audio = tmp_path / 'tone.wav'
+  sf.write(audio, helpers.tone(2.0), helpers.SR)
+  result = helpers.run_python('-m', 'cvrl.embed', f'--workdir={trained_workdir}',
+                              f'--audio={audio}', f'--out={tmp_path / "f.npy"}',
+                              '--layer=final')
+  assert result.returncode == 0, result.stderr
+  encoder = checkpoints.restore_model(trained_workdir)
+  final = np.load(tmp_path / 'f.npy')
+  assert final.shape == (1 + 2 * helpers.SR // helpers.HOP,
+                         encoder.config.model.final_features)

@@ -102,6 +102,27 @@ def test_probe_binary_writes_json_markdown_png(trained_workdir, representation,
   assert (trained_workdir / 'probe' / f'{name}.png').stat().st_size > 1000
 
 
+def test_probe_binary_on_a_layer_before_the_embedding(trained_workdir):
+  result = helpers.run_python(
+      '-m', 'cvrl.probe', f'--workdir={trained_workdir}', '--layer=dense0',
+      '--seeds=1', '--hop=3')
+  assert result.returncode == 0, result.stderr
+  report = json.loads((trained_workdir / 'probe' /
+                       'embedding_dense0-instruments.json').read_text())
+  assert report['layer'] == 'dense0'
+  cached = list((trained_workdir / 'embeddings').glob('step_*/hop_3_dense0'))
+  assert cached, 'dense0 outputs are cached apart from the embedding'
+  wrong = helpers.run_python(
+      '-m', 'cvrl.probe', f'--workdir={trained_workdir}', '--layer=dense9')
+  assert wrong.returncode == 1
+  assert "--layer='dense9' is not a layer" in wrong.stderr.splitlines()[-1]
+  baseline = helpers.run_python(
+      '-m', 'cvrl.probe', f'--workdir={trained_workdir}', '--layer=final',
+      '--representation=mfcc')
+  assert baseline.returncode == 1
+  assert 'needs --representation=embedding' in baseline.stderr
+
+
 def test_probe_without_checkpoint_is_a_clear_error(tmp_path):
   (tmp_path / 'config.json').write_text(
       cv.get_config('test').to_json_best_effort())

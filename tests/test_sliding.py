@@ -66,6 +66,28 @@ def test_dense_equals_patch_by_patch(name, hop):
   np.testing.assert_allclose(dense, patches, atol=2e-5)
 
 
+@pytest.mark.parametrize('name', ['test', 'demo'])
+def test_every_layer_dense_equals_patch_by_patch(name):
+  config = geometry(name)
+  encoder = random_encoder(config)
+  bins = models.input_shape(config)[1]
+  features = np.random.RandomState(2).uniform(-90, 0, (61, bins))
+  names = models.layer_names(encoder.model)
+  dense = tuple(f'dense{i}' for i in range(len(config.model.dense_features)))
+  assert names == ('embedding', *reversed(dense), 'final')
+  for layer in names:
+    dense = embed.embed_features(encoder, features, hop=2, batch_size=8,
+                                 method='dense', layer=layer)
+    patches = embed.embed_features(encoder, features, hop=2, batch_size=8,
+                                   method='patches', layer=layer)
+    assert dense.shape == (31, models.layer_dim(encoder.model, layer)), layer
+    np.testing.assert_allclose(dense, patches, atol=2e-5, err_msg=layer)
+    if layer != 'embedding':  # hidden layers are not normalised
+      assert not np.allclose(np.linalg.norm(dense, axis=1), 1.0)
+  with pytest.raises(ValueError, match="layer 'dense7'"):
+    embed.embed_features(encoder, features, layer='dense7')
+
+
 @pytest.mark.parametrize('name', ['paper-like', 'prefilter-9',
                                   'even-prefilter'])
 def test_plan_edge_rows_are_exactly_where_patches_differ(name):

@@ -366,7 +366,8 @@ def main(argv):
                           settings_from_config(config.ssm), keep_ssms=plots)
   out = workdir / 'ssm'
   out.mkdir(parents=True, exist_ok=True)
-  name = FLAGS.representation
+  name = representations.flag_name()
+  report['layer'] = FLAGS.layer
   report['summary'] = summary_columns(report)
   (out / f'{name}.json').write_text(json.dumps(report, indent=1))
   plot_curves({f'{workdir.name} {name}': report}, out / f'{name}-f.png',

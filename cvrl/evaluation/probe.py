@@ -1,7 +1,8 @@
 r"""Probing frozen frame-wise features for instruments or pitch classes.
 
   python -m cvrl.probe --workdir=W [--target=instruments|pitch_classes]
-      [--representation=embedding|input|mfcc|chroma] [--seeds=3] [--hop=1]
+      [--representation=embedding|input|mfcc|chroma] [--layer=embedding]
+      [--seeds=3] [--hop=1]
       [--eval_config=configs/evaluation.py] [--eval_config.probe.FIELD=...]
 
 Writes W/probe/<representation>-<target>.{json,md,png}. For the MFCC and
@@ -321,10 +322,12 @@ def main(argv):
   report = run_probe(features_of, prepared, FLAGS.target,
                      settings_from_config(config.probe),
                      seeds=tuple(range(seeds)), hop=config.hop)
+  report['layer'] = FLAGS.layer
   out = workdir / 'probe'
   out.mkdir(parents=True, exist_ok=True)
-  name = f'{FLAGS.representation}-{FLAGS.target}'
-  title = f'{workdir.name}: {FLAGS.representation} probed for {FLAGS.target}'
+  representation = representations.flag_name()
+  name = f'{representation}-{FLAGS.target}'
+  title = f'{workdir.name}: {representation} probed for {FLAGS.target}'
   (out / f'{name}.json').write_text(json.dumps(report, indent=1))
   (out / f'{name}.md').write_text(markdown(report, title))
   plot(report, title, out / f'{name}.png')

@@ -1,6 +1,7 @@
 """Frozen frame-wise representations that the evaluators read, and their flags.
 
-  embedding   a trained encoder's output (cvrl.embed, cached in the workdir)
+  embedding   a trained encoder's output (cvrl.embed, cached in the workdir);
+              --layer picks the published embedding or a layer before it
   input       the input features the encoders see, standardised
   mfcc        MFCC coefficients 4-13 (the published timbre baseline)
   chroma      STFT chroma (the published harmony baseline)
@@ -22,6 +23,7 @@ import numpy as np
 
 from cvrl import audio as audio_lib
 from cvrl import checkpoints
+from cvrl import cli
 from cvrl import embed
 from cvrl.data import prepare as prepare_lib
 
@@ -42,6 +44,11 @@ def define_flags():
   flags.DEFINE_string('data', None, 'Dataset (default: the workdir config\'s '
                       'data.root, else demo_data).')
   flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
+  flags.DEFINE_string('layer', 'embedding', 'With --representation=embedding: '
+                      'which layer of the encoder: embedding (the published '
+                      'one), dense0, dense1, ... (the dense layers before it) '
+                      'or '
+                      'final (the last convolution\'s output).')
   config_flags.DEFINE_config_file(
       'eval_config', str(EVAL_CONFIG),
       'Evaluation settings (configs/evaluation.py); override fields with '
@@ -70,17 +77,27 @@ def baseline_features(kind: str, path: pathlib.Path, config,
   return out
 
 
+def name(representation: str, layer: str = 'embedding') -> str:
+  """What reports and files call a representation: 'embedding', 'embedding_dense0'."""
+  return representation if layer == 'embedding' else f'{representation}_{layer}'
+
+
 def features_for(representation: str, workdir: pathlib.Path,
                  data: Optional[str], step: Optional[int], hop: int,
-                 splits=('train', 'test')):
+                 splits=('train', 'test'), layer: str = 'embedding'):
   """(prepared dataset, version -> [frames / hop, D] features) of a representation."""
   workdir = pathlib.Path(workdir)
+  if representation != 'embedding' and layer != 'embedding':
+    raise cli.UserError(f'--layer={layer!r} needs --representation=embedding '
+                        f'(got {representation!r})')
   if representation == 'embedding':
     encoder = checkpoints.restore_model(workdir, step)
+    embed.check_layer(encoder, layer, workdir)
     prepared = embed.open_dataset(encoder, data)
     cache = {}
     for split in splits:
-      cache.update(embed.embed_split(workdir, encoder, prepared, split, hop))
+      cache.update(embed.embed_split(workdir, encoder, prepared, split, hop,
+                                     layer=layer))
     return prepared, lambda version: cache[version.key]
   # Baselines read the audio; the caches give references and frame counts.
   # A training workdir's dataset and feature settings, else the defaults.
@@ -111,10 +128,15 @@ def features_for(representation: str, workdir: pathlib.Path,
   return prepared, features_of
 
 
+def flag_name() -> str:
+  """name() of the representation and layer the flags ask for."""
+  return name(FLAGS.representation, FLAGS.layer)
+
+
 def from_flags(splits=('train', 'test')):
   """(prepared dataset, features_of, eval config) as the flags ask."""
   config = eval_config()
   prepared, features_of = features_for(
       FLAGS.representation, pathlib.Path(FLAGS.workdir), FLAGS.data,
-      FLAGS.step, config.hop, splits)
+      FLAGS.step, config.hop, splits, FLAGS.layer)
   return prepared, features_of, config

@@ -74,17 +74,18 @@ def main(argv):
   workdir = pathlib.Path(FLAGS.workdir)
   prepared, features_of, config = representations.from_flags(splits=('test',))
   within = [float(s) for s in config.retrieval.within_seconds]
-  report = dict(representation=FLAGS.representation, hop=config.hop,
+  report = dict(representation=FLAGS.representation, layer=FLAGS.layer,
+                hop=config.hop,
                 dataset=str(prepared.dataset.root),
                 **summarise(retrieval_errors(prepared, features_of,
                                              config.hop), within))
   out = workdir / 'retrieval'
   out.mkdir(parents=True, exist_ok=True)
-  path = out / f'{FLAGS.representation}.json'
+  path = out / f'{representations.flag_name()}.json'
   path.write_text(json.dumps(report, indent=1))
   shares = ', '.join(f'{v:.3f} within {k} s'
                      for k, v in report['within'].items())
-  print(f'{workdir} {FLAGS.representation}: {shares}, median error '
+  print(f'{workdir} {representations.flag_name()}: {shares}, median error '
         f'{report["median_seconds"]:.1f} s over {report["queries"]} queries; '
         f'wrote {path}')
 

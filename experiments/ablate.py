@@ -3,8 +3,9 @@ r"""Why does CV not beat SV on the demo? One change at a time, SV and CV each.
   .venv/bin/python experiments/ablate.py [--out=runs/ablate] [--table=runs/table] \
       [--only=budget,soundfont] [--seeds=3] [--hop=4] [--variant=demo]
 
-Each study changes one thing against the table runs (experiments/table.py, the
-`:demo` configs, 1500 steps), for SV and for CV:
+Each study changes one thing against the table runs of training seed 0
+(experiments/table.py, OUT/<method>/seed0, the `:demo` configs, 1500 steps),
+for SV and for CV:
   budget     3000 steps instead of 1500 (continues the table run from its
              step-1500 checkpoint: with the constant learning rate and the
              resumable pipeline this is the same as a 3000-step run)
@@ -57,11 +58,14 @@ METHODS = ('sv', 'cv')
 
 def train(method: str, workdir: pathlib.Path, overrides, table: pathlib.Path,
           continues_table: bool, args) -> None:
-  if continues_table and not workdir.exists() and (table / method).exists():
+  source = table / method / 'seed0'
+  if workdir == source:  # a reference run itself
+    overrides = ['seed=0'] + list(overrides)
+  elif continues_table and not workdir.exists() and source.exists():
     workdir.mkdir(parents=True)
     for name in ('checkpoints', 'config.json', 'metrics.jsonl'):
-      copy = shutil.copytree if (table / method / name).is_dir() else shutil.copy
-      copy(table / method / name, workdir / name)
+      copy = shutil.copytree if (source / name).is_dir() else shutil.copy
+      copy(source / name, workdir / name)
   data = [f'data.root={args.data}'] if args.data else []
   run('-m', 'cvrl.train', f'--config=configs/{method}.py:{args.variant}',
       f'--workdir={workdir}', *[f'--config.{o}' for o in data + overrides])
@@ -114,12 +118,13 @@ def main() -> int:
   out, table = (ROOT / args.out).resolve(), (ROOT / args.table).resolve()
   chosen = [s for s in STUDIES if s.name in args.only.split(',')]
   start = time.time()
-  for method in METHODS:  # the reference runs (trained by table.py)
-    train(method, table / method, [], table, False, args)
-  reference_data = json.loads((table / 'cv' / 'config.json').read_text())[
-      'data']['root']
-  rows = [('table (reference)', '', method, table / method, reference_data)
-          for method in METHODS]
+  # The reference runs: training seed 0 of experiments/table.py.
+  for method in METHODS:
+    train(method, table / method / 'seed0', [], table, False, args)
+  reference_data = json.loads((table / 'cv' / 'seed0' / 'config.json')
+                              .read_text())['data']['root']
+  rows = [('table (reference)', '', method, table / method / 'seed0',
+           reference_data) for method in METHODS]
   for study in chosen:
     for method in METHODS:
       workdir = out / f'{method}-{study.name}'

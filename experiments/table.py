@@ -1,15 +1,21 @@
-r"""The SV / CV / Sup results table on the demo dataset, in one command.
+r"""The SV / CV / Sup results table, over training seeds, in one command.
 
-  .venv/bin/python experiments/table.py [--out=runs/table] [--variant=demo] [--seeds=3] [--hop=4]
+  .venv/bin/python experiments/table.py [--out=runs/table] [--variant=demo] \
+      [--train_seeds=3] [--seeds=3] [--hop=4] [--layers=embedding,dense0,final]
 
-Trains SV, CV and Sup with configs/{sv,cv,sup}.py:<variant>; probes the
-three embeddings, the MFCC and chroma baselines and the log-mel input frames
-themselves for instruments and pitch classes (published and strong probe, `--seeds` seeds each); runs the SSM
-boundary evaluation of all five; writes OUT/table.md, OUT/table.json and
-OUT/ssm-f.png (F against kernel size, every representation, vs Ref_I and
-Ref_H). Every step is a run of the public binaries (cvrl.train, cvrl.probe,
-cvrl.ssm) and is skipped when its output exists, so an interrupted table
-resumes where it stopped.
+Trains SV, CV and Sup with configs/{sv,cv,sup}.py:<variant> once per
+training seed (`--config.seed=k`, OUT/<method>/seed<k>); probes every
+encoder at every `--layers` layer, the MFCC and chroma baselines and the
+log-mel input frames themselves for instruments and pitch classes
+(published and strong probe, `--seeds` probe seeds each); runs the SSM
+boundary evaluation of all of them. Writes OUT/table.md, OUT/table.json and
+OUT/ssm-f.png. Encoders' cells are mean ± std over training seeds (each
+seed's value is its mean over probe seeds); the baselines, which nothing
+trains, are mean ± std over probe seeds. CV − SV is also given per training
+seed (paired: same seed, same data order), with whether CV > SV holds in
+every seed. Every step is a run of the public binaries (cvrl.train,
+cvrl.probe, cvrl.ssm) and is skipped when its output exists, so an
+interrupted table resumes where it stopped.
 """
 
 import argparse
@@ -17,120 +23,234 @@ import json
 import pathlib
 import sys
 import time
+from typing import NamedTuple
+
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cvrl.evaluation import boundaries as ssm_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl.evaluation import representations  # noqa: E402
 from experiments import runner  # noqa: E402
-from experiments.runner import run  # noqa: E402
 
 METHODS = ('sv', 'cv', 'sup')
-BASELINES = ('mfcc', 'chroma')
+BASELINES = (('MFCC', 'mfcc'), ('Chroma', 'chroma'), ('Log-mel input', 'input'))
 TARGETS = ('instruments', 'pitch_classes')
+PROBES = ('published', 'strong')
+METRICS = ('ap', 'auc', 'f1')
 PUBLISHED = dict(sv=(0.708, 0.735, 0.590), cv=(0.753, 0.795, 0.657),
                  sup=(0.838, 0.881, 0.772))
 
 
-def rows(out: pathlib.Path):
-  """(row name, workdir, representation) of every row of the table."""
+class Row(NamedTuple):
+  """One row of the table: a representation read from one or more workdirs."""
+  name: str
+  method: str  # 'sv' | 'cv' | 'sup' | '' (baseline)
+  workdirs: tuple[pathlib.Path, ...]  # one per training seed
+  representation: str
+  layer: str
+
+  @property
+  def file_name(self) -> str:
+    return representations.name(self.representation, self.layer)
+
+
+def table_rows(out: pathlib.Path, train_seeds: int, layers) -> list[Row]:
+  rows = []
   for method in METHODS:
-    yield method.upper(), out / method, 'embedding'
-  for baseline in BASELINES:
-    yield baseline.upper() if baseline == 'mfcc' else 'Chroma', \
-        out / 'baselines', baseline
-  yield 'Log-mel input', out / 'baselines', 'input'
+    seeds = tuple(out / method / f'seed{k}' for k in range(train_seeds))
+    for layer in layers:
+      name = method.upper() + ('' if layer == 'embedding' else f' ({layer})')
+      rows.append(Row(name, method, seeds, 'embedding', layer))
+  for name, representation in BASELINES:
+    rows.append(Row(name, '', (out / 'baselines',), representation,
+                    'embedding'))
+  return rows
 
 
-def fmt(summary: dict, metric: str) -> str:
-  s = summary[metric]
-  return f"{s['mean']:.3f} ± {s['std']:.3f}"
+def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
+  """Every command line of the table, in order (finished ones included)."""
+  data = [f'--config.data.root={args.data}'] if args.data else []
+  commands = []
+  for method in METHODS:
+    for seed in range(args.train_seeds):
+      commands.append(('-m', 'cvrl.train',
+                       f'--config=configs/{method}.py:{args.variant}',
+                       f'--workdir={out / method / f"seed{seed}"}',
+                       f'--config.seed={seed}', *data))
+  baseline_data = (f'--data={args.data}',) if args.data else ()
+  for row in table_rows(out, args.train_seeds, args.layers):
+    extra = baseline_data if row.method == '' else ()
+    for workdir in row.workdirs:
+      for target in TARGETS:
+        commands.append(('-m', 'cvrl.probe', f'--workdir={workdir}',
+                         f'--target={target}',
+                         f'--representation={row.representation}',
+                         f'--layer={row.layer}', f'--seeds={args.seeds}',
+                         f'--hop={args.hop}', *extra))
+      commands.append(('-m', 'cvrl.ssm', f'--workdir={workdir}',
+                       f'--representation={row.representation}',
+                       f'--layer={row.layer}', f'--hop={args.hop}', *extra))
+  return commands
 
 
-def build_table(out: pathlib.Path, args, seconds: float) -> str:
-  lines = [f'Demo dataset, configs `:{args.variant}`, probes with '
-           f'{args.seeds} seeds (mean ± std), frames every {args.hop}; '
-           f'{seconds / 60:.0f} min of wall time on this machine (all '
-           'invocations).', '']
-  results = {}
-  for probe_name in ('published', 'strong'):
+def output_of(command: tuple[str, ...]):
+  """The file whose existence means a step has finished (None: always run).
+
+  Training always runs: the trainer resumes an unfinished run and returns at
+  once from a finished one.
+  """
+  flags = dict(a[2:].split('=', 1) for a in command if a.startswith('--'))
+  workdir = pathlib.Path(flags['workdir'])
+  if command[1] == 'cvrl.train':
+    return None
+  name = representations.name(flags['representation'], flags['layer'])
+  if command[1] == 'cvrl.probe':
+    return workdir / 'probe' / f'{name}-{flags["target"]}.json'
+  return workdir / 'ssm' / f'{name}.json'
+
+
+# ----------------------------------------------------------------------------
+# Aggregation (pure: reads the reports, tested on hand-made ones).
+
+
+def probe_values(row: Row, probe: str, target: str) -> dict[str, list[float]]:
+  """{metric: one value per training seed} (baselines: per probe seed)."""
+  values = {m: [] for m in METRICS}
+  for workdir in row.workdirs:
+    report = json.loads((workdir / 'probe' / f'{row.file_name}-{target}.json')
+                        .read_text())
+    run = report['probes'][probe]
+    for metric in METRICS:
+      if row.method:  # a training seed: its mean over probe seeds
+        values[metric].append(run['summary'][metric]['mean'])
+      else:
+        values[metric] += [r[metric] for r in run['runs']]
+  return values
+
+
+def mean_std(values) -> tuple[float, float]:
+  values = np.asarray(values, np.float64)
+  return float(values.mean()), float(values.std(ddof=1) if len(values) > 1
+                                     else 0.0)
+
+
+def paired_differences(rows: list[Row], probe: str, target: str,
+                       a: str = 'cv', b: str = 'sv',
+                       layer: str = 'embedding') -> dict[str, list[float]]:
+  """{metric: [a - b per training seed]} at `layer` (seeds paired by index)."""
+  by_method = {r.method: r for r in rows if r.layer == layer and r.method}
+  va = probe_values(by_method[a], probe, target)
+  vb = probe_values(by_method[b], probe, target)
+  return {m: [x - y for x, y in zip(va[m], vb[m])] for m in METRICS}
+
+
+def mean_ssm_report(reports: list[dict]) -> dict:
+  """A report whose F curves are the means of several (training seeds)."""
+  merged = dict(reports[0], mean={})
+  for ref in ('ref_i', 'ref_h'):
+    f = np.mean([r['mean'][ref]['f'] for r in reports], axis=0)
+    merged['mean'][ref] = dict(reports[0]['mean'][ref], f=f.tolist())
+  return merged
+
+
+def build_table(out: pathlib.Path, args, seconds: float) -> tuple[str, dict]:
+  rows = table_rows(out, args.train_seeds, args.layers)
+  lines = [f'Dataset `{args.data or "demo_data"}`, configs `:{args.variant}`, '
+           f'{args.train_seeds} training seeds x {args.seeds} probe seeds, '
+           f'frames every {args.hop}; {seconds / 60:.0f} min of wall time on '
+           'this machine (all invocations). Encoders: mean ± std over '
+           'training seeds; baselines: over probe seeds.', '']
+  results = {'rows': {}, 'differences': {}}
+  for probe in PROBES:
     for target in TARGETS:
-      lines += [f'**{target.replace("_", " ")}, {probe_name} probe**', '',
+      paper = target == 'instruments' and probe == 'published'
+      lines += [f'**{target.replace("_", " ")}, {probe} probe**', '',
                 '| | AP | AUC | F1 |' + (' published AP / AUC / F1 |'
-                                          if target == 'instruments' and
-                                          probe_name == 'published' else ''),
-                '|---|---|---|---|' + ('---|' if target == 'instruments' and
-                                       probe_name == 'published' else '')]
-      for name, workdir, representation in rows(out):
-        report = json.loads((workdir / 'probe' /
-                             f'{representation}-{target}.json').read_text())
-        summary = report['probes'][probe_name]['summary']
-        results.setdefault(name, {})[f'{probe_name}-{target}'] = summary
-        line = f'| {name} | ' + ' | '.join(fmt(summary, m)
-                                           for m in ('ap', 'auc', 'f1')) + ' |'
-        if target == 'instruments' and probe_name == 'published':
-          paper = PUBLISHED.get(name.lower())
-          line += (' ' + ' / '.join(f'{v:.3f}' for v in paper) + ' |'
-                   if paper else ' |')
+                                          if paper else ''),
+                '|---|---|---|---|' + ('---|' if paper else '')]
+      for row in rows:
+        values = probe_values(row, probe, target)
+        cells = {m: mean_std(values[m]) for m in METRICS}
+        results['rows'].setdefault(row.name, {})[f'{probe}-{target}'] = dict(
+            values=values, **{m: dict(mean=c[0], std=c[1])
+                              for m, c in cells.items()})
+        line = f'| {row.name} | ' + ' | '.join(
+            f'{c[0]:.3f} ± {c[1]:.3f}' for c in cells.values()) + ' |'
+        if paper:
+          published = PUBLISHED.get(row.method) if row.layer == 'embedding' \
+              else None
+          line += (' ' + ' / '.join(f'{v:.3f}' for v in published) + ' |'
+                   if published else ' |')
         lines.append(line)
-      lines.append('')
-  lines += ['**SSM boundaries** (F at 3 s tolerance, mean over test versions)',
-            '', '| | vs Ref_I, 20 s kernel | vs Ref_I, best (kernel) | '
+      differences = paired_differences(rows, probe, target)
+      results['differences'][f'{probe}-{target}'] = differences
+      lines += ['', 'CV − SV per training seed: ' + '; '.join(
+          f'{m.upper()} ' + ', '.join(f'{d:+.3f}' for d in differences[m]) +
+          f' ({sum(d > 0 for d in differences[m])}/{len(differences[m])} '
+          'seeds CV > SV)' for m in METRICS), '']
+  lines += ['**SSM boundaries** (F at 3 s tolerance, mean over test versions '
+            'and training seeds)', '',
+            '| | vs Ref_I, 20 s kernel | vs Ref_I, best (kernel) | '
             'vs Ref_H, 20 s kernel | vs Ref_H, best (kernel) |',
             '|---|---|---|---|---|']
   curves = {}
-  for name, workdir, representation in rows(out):
-    report = json.loads((workdir / 'ssm' / f'{representation}.json').read_text())
-    curves[name] = report
+  for row in rows:
+    report = mean_ssm_report([json.loads(
+        (w / 'ssm' / f'{row.file_name}.json').read_text())
+                              for w in row.workdirs])
+    curves[row.name] = report
     summary = ssm_lib.summary_columns(report)
-    results[name]['ssm'] = summary
+    results['rows'][row.name]['ssm'] = summary
     cells = []
     for ref in ('ref_i', 'ref_h'):
       s = summary[ref]
-      cells += [f"{s['f_mid']:.3f}", f"{s['f_best']:.3f} ({s['best_seconds']:.0f} s)"]
-    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+      cells += [f"{s['f_mid']:.3f}",
+                f"{s['f_best']:.3f} ({s['best_seconds']:.0f} s)"]
+    lines.append(f'| {row.name} | ' + ' | '.join(cells) + ' |')
   ssm_lib.plot_curves(curves, out / 'ssm-f.png',
-                      'demo test versions: boundaries of each SSM vs the '
+                      'test versions: boundaries of each SSM vs the '
                       'reference SSMs')
-  (out / 'table.json').write_text(json.dumps(results, indent=1))
-  return '\n'.join(lines) + '\n'
+  return '\n'.join(lines) + '\n', results
 
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--out', default='runs/table')
   parser.add_argument('--variant', default='demo')
-  parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--train_seeds', type=int, default=3,
+                      help='training seeds per method (0, 1, ...)')
+  parser.add_argument('--seeds', type=int, default=3,
+                      help='probe seeds inside each training seed')
   parser.add_argument('--hop', type=int, default=4,
                       help='probe / SSM every hop-th frame (1 = published)')
+  parser.add_argument('--layers', default='embedding',
+                      type=lambda s: [x for x in s.split(',') if x],
+                      help='encoder layers to evaluate (cvrl.probe --layer)')
   parser.add_argument('--data', default=None,
                       help='dataset (default: the configs\' data.root)')
+  parser.add_argument('--dry_run', action='store_true',
+                      help='print the steps still to run, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
+  pending = [c for c in steps(out, args)
+             if output_of(c) is None or not output_of(c).exists()]
+  if args.dry_run:
+    for command in pending:
+      print('python', ' '.join(command))
+    return 0
   start = time.time()
-  data = [f'--config.data.root={args.data}'] if args.data else []
-  for method in METHODS:
-    run('-m', 'cvrl.train', f'--config=configs/{method}.py:{args.variant}',
-        f'--workdir={out / method}', *data)
-  baseline_data = [f'--data={args.data}'] if args.data else [
-      f'--data={json.loads((out / "cv" / "config.json").read_text())["data"]["root"]}']
-  for name, workdir, representation in rows(out):
-    extra = baseline_data if representation != 'embedding' else []
-    for target in TARGETS:
-      if not (workdir / 'probe' / f'{representation}-{target}.json').exists():
-        run('-m', 'cvrl.probe', f'--workdir={workdir}', f'--target={target}',
-            f'--representation={representation}', f'--seeds={args.seeds}',
-            f'--hop={args.hop}', *extra)
-    if not (workdir / 'ssm' / f'{representation}.json').exists():
-      run('-m', 'cvrl.ssm', f'--workdir={workdir}',
-          f'--representation={representation}', f'--hop={args.hop}', *extra)
+  for command in pending:
+    runner.run(*command)
   # Wall time summed over invocations (an interrupted table resumes).
   clock = out / 'seconds.json'
   total = json.loads(clock.read_text()) if clock.exists() else 0.0
   total += time.time() - start
   clock.write_text(json.dumps(total))
-  table = build_table(out, args, total)
+  table, results = build_table(out, args, total)
   (out / 'table.md').write_text(table)
+  (out / 'table.json').write_text(json.dumps(results, indent=1))
   print(table)
   print(f'wrote {out / "table.md"}, table.json, ssm-f.png')
   return 0

@@ -1,8 +1,14 @@
-"""Experiment drivers: a failing step is one error line naming it."""
+"""Experiment drivers: their steps, their tables, and a failing step is one error line."""
 
 import json
+import types
+
+import numpy as np
+import pytest
 
 import helpers
+from experiments import augment_ablation
+from experiments import table
 
 
 def test_runner_names_a_step_that_crashed_natively():
@@ -48,3 +54,103 @@ def test_ablation_driver_trains_probes_and_tabulates(trained_workdir, tmp_path):
   assert seeds == [1, 1]
   table = (tmp_path / 'ab' / 'ablate.md').read_text()
   assert table.count('\n| ') == 6  # header + 5 rows
+
+
+def fake_probe(workdir, name, target, values_by_probe):
+  """A probe report with the given per-probe-seed values (what cvrl.probe writes)."""
+  probes = {}
+  for probe, values in values_by_probe.items():
+    runs = [{m: v for m in ('ap', 'auc', 'f1')} for v in values]
+    summary = {m: dict(mean=float(np.mean(values)), std=float(np.std(values)))
+               for m in ('ap', 'auc', 'f1')}
+    probes[probe] = dict(runs=runs, summary=summary)
+  path = workdir / 'probe' / f'{name}-{target}.json'
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(dict(probes=probes)))
+
+
+def fake_ssm(workdir, name, f):
+  path = workdir / 'ssm' / f'{name}.json'
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(dict(kernel_seconds=[10.0, 20.0], mean={
+      ref: dict(f=f) for ref in ('ref_i', 'ref_h')})))
+
+
+def table_args(**kw):
+  args = dict(data=None, variant='demo', train_seeds=3, seeds=2, hop=4,
+              layers=['embedding', 'dense0'])
+  args.update(kw)
+  return types.SimpleNamespace(**args)
+
+
+def test_table_trains_every_seed_and_probes_every_layer(tmp_path):
+  args = table_args()
+  commands = table.steps(tmp_path, args)
+  trains = [c for c in commands if c[1] == 'cvrl.train']
+  assert len(trains) == 9
+  assert trains[4] == ('-m', 'cvrl.train', '--config=configs/cv.py:demo',
+                       f'--workdir={tmp_path / "cv" / "seed1"}',
+                       '--config.seed=1')
+  probes = [c for c in commands if c[1] == 'cvrl.probe']
+  # 3 methods x 3 seeds x 2 layers + 3 baselines, x 2 targets
+  assert len(probes) == (18 + 3) * 2
+  dense0 = [c for c in probes if '--layer=dense0' in c]
+  assert len(dense0) == 3 * 3 * 2 and '--seeds=2' in dense0[0]
+  assert table.output_of(dense0[0]) == (
+      tmp_path / 'sv' / 'seed0' / 'probe' / 'embedding_dense0-instruments.json')
+  assert table.output_of(trains[0]) is None  # training always resumes
+
+
+def test_table_is_mean_and_std_over_training_seeds_with_paired_differences(
+    tmp_path):
+  args = table_args(layers=['embedding'])
+  ap = dict(sv=[0.69, 0.73, 0.70], cv=[0.70, 0.72, 0.74], sup=[0.8, 0.8, 0.8])
+  for row in table.table_rows(tmp_path, 3, args.layers):
+    for k, workdir in enumerate(row.workdirs):
+      base = ap[row.method][k] if row.method else 0.6
+      for target in table.TARGETS:
+        # Two probe seeds around the training seed's value.
+        fake_probe(workdir, row.file_name, target,
+                   dict(strong=[base - 0.01, base + 0.01],
+                        published=[base - 0.1, base - 0.1]))
+      fake_ssm(workdir, row.file_name, [0.2 + 0.1 * k, 0.5])
+  text, results = table.build_table(tmp_path, args, 600.0)
+  cv = results['rows']['CV']['strong-instruments']
+  assert cv['values']['ap'] == pytest.approx([0.70, 0.72, 0.74])
+  assert cv['ap']['mean'] == pytest.approx(0.72)
+  assert cv['ap']['std'] == pytest.approx(0.02)  # ddof=1 over seeds
+  mfcc = results['rows']['MFCC']['strong-instruments']  # over probe seeds
+  assert mfcc['values']['ap'] == pytest.approx([0.59, 0.61])
+  differences = results['differences']['strong-instruments']['ap']
+  assert differences == pytest.approx([0.01, -0.01, 0.04])
+  assert 'AP +0.010, -0.010, +0.040 (2/3 seeds CV > SV)' in text
+  assert '| CV | 0.720 ± 0.020 |' in text
+  assert results['rows']['CV']['ssm']['ref_i']['f_mid'] == pytest.approx(0.5)
+  assert results['rows']['CV']['ssm']['ref_i']['f_best'] == pytest.approx(0.5)
+  assert (tmp_path / 'ssm-f.png').stat().st_size > 1000
+
+
+def test_augmentation_ablation_steps_table_and_plot(tmp_path):
+  args = types.SimpleNamespace(seeds=3, loo_seeds=1, probe_seeds=2, hop=4,
+                               data=None, variant='demo')
+  names = [s[0] for s in augment_ablation.settings(args)]
+  assert names == ['all', 'none', 'without eq', 'without time_warp',
+                   'without bin_shift', 'without bin_mask', 'without time_mask',
+                   'without noise', 'without gain']
+  commands = augment_ablation.steps(tmp_path, args)
+  assert len(commands) == 2 * (3 + 3 + 7)
+  assert '--config.augment.time_mask.p=0' in commands[2 * 10]
+  assert '--config.augment.enabled=False' in commands[2 * 3]
+  for name, _, seeds in augment_ablation.settings(args):
+    for seed in range(seeds):
+      value = 0.7 + (0.02 * seed if name == 'all' else
+                     -0.05 if name == 'none' else 0.0)
+      fake_probe(augment_ablation.workdir(tmp_path, name, seed), 'embedding',
+                 'instruments', dict(strong=[value], published=[value]))
+  rows = augment_ablation.collect(tmp_path, args)
+  assert rows[0]['ap']['mean'] == pytest.approx(0.72)
+  assert rows[1]['ap']['mean'] == pytest.approx(0.65)
+  text = augment_ablation.markdown(rows, 'strong')
+  assert '| none | 3 | 0.650 ± 0.000 |' in text and '-0.070 |' in text
+  augment_ablation.plot(rows, tmp_path / 'a.png', 'title')
+  assert (tmp_path / 'a.png').stat().st_size > 1000

@@ -58,6 +58,8 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
   config.data.demo_max_seconds = 180.0
   # Comma-separated (cvrl/data/demo.py SOUNDFONTS); one: versions share timbres.
   config.data.demo_soundfonts = 'FluidR3_GM,TimGM6mb,MuseScore_General'
+  # Who draws a SoundFont: 'version', 'piece' or 'instrument' (per version).
+  config.data.demo_soundfont_draw = 'version'
   config.data.cache_dir = ''  # '' = <root>/cache
   # Train on versions whose measure annotation cvrl.data.sync derived too.
   config.data.derived_annotations = True

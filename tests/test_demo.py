@@ -165,3 +165,34 @@ def test_one_soundfont_gives_versions_the_same_timbres(tmp_path):
       'TimGM6mb'] * 3
   with pytest.raises(ValueError, match='--soundfonts=Steinway'):
     demo.build_demo(tmp_path / 'x', pieces=2, soundfonts=('Steinway',))
+
+
+@pytest.mark.parametrize('draw', ['piece', 'instrument'])
+def test_soundfont_draws_change_only_the_samples(demo_root, tmp_path, draw):
+  """Same seed: same notes, performances and annotations; other SoundFonts."""
+  other = tmp_path / draw
+  result = run('cvrl.data.demo', f'--out={other}', '--pieces=2',
+               '--versions=3', '--max_seconds=30', f'--soundfont_draw={draw}')
+  assert result.returncode == 0, result.stderr
+  base = json.loads((demo_root / 'demo.json').read_text())
+  drawn = json.loads((other / 'demo.json').read_text())
+  assert drawn['soundfont_draw'] == draw
+  for a, b in zip(base['pieces'], drawn['pieces']):
+    piece = a['piece']
+    for name in ('notes', 'instruments'):
+      assert ((demo_root / name / f'{piece}.csv').read_text() ==
+              (other / name / f'{piece}.csv').read_text())
+    for version, va in a['versions'].items():
+      vb = b['versions'][version]
+      assert va['quarters_per_minute'] == vb['quarters_per_minute']
+      assert ((demo_root / 'measures' / piece / f'{version}.csv').read_text()
+              == (other / 'measures' / piece / f'{version}.csv').read_text())
+    per_version = [set(v['soundfonts'].values())
+                   for v in b['versions'].values()]
+    if draw == 'piece':  # one SoundFont, the same in every version
+      assert all(len(s) == 1 for s in per_version)
+      assert len(set.union(*per_version)) == 1
+    else:  # each instrument its own draw, so versions mix SoundFonts
+      assert any(len(s) > 1 for s in per_version)
+  assert all(len(set(v['soundfonts'].values())) == 1
+             for p in base['pieces'] for v in p['versions'].values())

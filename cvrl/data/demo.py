@@ -1,7 +1,8 @@
 r"""Builds cvrl's demo cross-version dataset from real scores.
 
   python -m cvrl.data.demo --out=DEMO [--pieces=24 --versions=3
-                                       --max_seconds=180 --seed=0]
+                                       --max_seconds=180 --seed=0
+                                       --soundfont_draw=version]
 
 Scores come from music21's bundled corpus (string quartets by Beethoven,
 Mozart, Haydn and Schumann, and Bach chorales played instrumentally). Each
@@ -392,12 +393,43 @@ def _write_csv(path: pathlib.Path, header, rows) -> None:
     writer.writerows(rows)
 
 
+def draw_soundfonts(draw: str, soundfonts: tuple[str, ...],
+                    version_soundfonts: list[str], seed: int
+                    ) -> list[dict[str, str]]:
+  """{instrument class: SoundFont} of every version, as `draw` says.
+
+  version     each version one SoundFont (cycling through them per piece)
+  piece       one SoundFont for every version of a piece
+  instrument  per version, each instrument class draws its own SoundFont:
+              versions differ in their instrument samples while an
+              instrument stays itself within a version, as orchestras do
+
+  A separate generator draws them, so notes, orchestration and performances
+  are the same whichever `draw` a demo is built with: demos differing only
+  in this can be compared run for run.
+  """
+  if draw == 'version':
+    return [dict.fromkeys(CLASSES, sf) for sf in version_soundfonts]
+  if draw == 'piece':
+    return [dict.fromkeys(CLASSES, version_soundfonts[0])
+            for _ in version_soundfonts]
+  if draw == 'instrument':
+    rng = np.random.default_rng([seed, 1])
+    return [{c: soundfonts[int(rng.integers(len(soundfonts)))]
+             for c in CLASSES} for _ in version_soundfonts]
+  raise ValueError(f'soundfont draw {draw!r}: one of {SOUNDFONT_DRAWS}')
+
+
+SOUNDFONT_DRAWS = ('version', 'piece', 'instrument')
+
+
 def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
                 max_seconds: float, seed: int,
-                soundfonts: tuple[str, ...] = tuple(SOUNDFONTS)) -> dict:
+                soundfonts: tuple[str, ...] = tuple(SOUNDFONTS),
+                soundfont_draw: str = 'version') -> dict:
   """Writes every version of one piece; returns its provenance record.
 
-  Versions cycle through `soundfonts` in a random order per piece.
+  Which SoundFont plays which instrument: `draw_soundfonts`.
   """
   rng = np.random.default_rng(seed)
   base_qpm = float(rng.uniform(76, 120))
@@ -406,6 +438,8 @@ def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
                                      base_qpm) for v in range(num_versions)]
   score = fit_to_duration(load_score(corpus_path), performances, max_seconds)
   plan = orchestrate(score, rng)
+  assignments = draw_soundfonts(soundfont_draw, tuple(soundfonts),
+                                [p.soundfont for p in performances], seed)
   name = score.name
   measure = score.measure_at
 
@@ -430,10 +464,20 @@ def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
     for v, perf in enumerate(performances):
       version = f'v{v + 1}'
       grid, seconds = tempo_map(perf, end_quarter)
-      midi_path = pathlib.Path(tmp) / f'{version}.mid'
-      write_midi(midi_path, plan, perf, grid, seconds)
-      audio = render(midi_path, perf.soundfont,
-                     pathlib.Path(tmp) / f'{version}.wav')
+      # One render per SoundFont in use, each with its instruments' notes.
+      audio = np.zeros(0, np.float32)
+      used = sorted(set(assignments[v][CLASSES[int(c)]]
+                        for c in np.unique(plan[:, 3])))
+      for soundfont in used:
+        rows = np.array([assignments[v][CLASSES[int(c)]] == soundfont
+                         for c in plan[:, 3]])
+        midi_path = pathlib.Path(tmp) / f'{version}-{soundfont}.mid'
+        write_midi(midi_path, plan[rows], perf, grid, seconds)
+        part = render(midi_path, soundfont,
+                      pathlib.Path(tmp) / f'{version}-{soundfont}.wav')
+        length = max(len(audio), len(part))
+        audio = (np.pad(audio, (0, length - len(audio))) +
+                 np.pad(part, (0, length - len(part))))
       total = int((seconds[-1] + perf.tail) * SAMPLE_RATE)
       audio = np.pad(audio, (0, max(0, total - len(audio))))[:total]
       audio = room_and_microphone(audio, perf, rng)
@@ -444,8 +488,10 @@ def build_piece(out: pathlib.Path, corpus_path: str, num_versions: int,
                  ('seconds', 'measure'),
                  [(f'{s:.6f}', f'{m:.6f}') for s, m in zip(
                      np.interp(quarters, grid, seconds), measure(quarters))])
-      record['versions'][version] = dict(dataclasses.asdict(perf),
-                                         seconds=len(audio) / SAMPLE_RATE)
+      record['versions'][version] = dict(
+          dataclasses.asdict(perf), seconds=len(audio) / SAMPLE_RATE,
+          soundfonts={CLASSES[int(c)]: assignments[v][CLASSES[int(c)]]
+                      for c in np.unique(plan[:, 3])})
   return record
 
 
@@ -456,13 +502,16 @@ def _build_piece_job(args):
 def build_demo(out, pieces: int = 24, versions: int = 3,
                max_seconds: float = 180.0, seed: int = 0,
                workers: int = 1,
-               soundfonts: tuple[str, ...] = tuple(SOUNDFONTS)) -> dict:
+               soundfonts: tuple[str, ...] = tuple(SOUNDFONTS),
+               soundfont_draw: str = 'version') -> dict:
   """Builds the demo dataset into `out`; returns its provenance record.
 
-  `soundfonts`: the SoundFonts versions are rendered with. With one, the
-  versions of a piece share their instrument samples and differ only in
-  performance and recording (tempo, rubato, dynamics, tuning, room, EQ,
-  noise), as recordings of one orchestra would.
+  `soundfonts`: the SoundFonts versions are rendered with; `soundfont_draw`
+  (`draw_soundfonts`): one per version, one per piece, or one per instrument
+  and version. With one SoundFont, or one per piece, the versions of a piece
+  share their instrument samples and differ only in performance and
+  recording (tempo, rubato, dynamics, tuning, room, EQ, noise), as
+  recordings of one orchestra would.
 
   The dataset is built beside `out` and renamed into place when complete, so
   an interrupted build never leaves a half dataset; a previous demo in `out`
@@ -477,6 +526,9 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
   if pieces < 2 or versions < 2:
     raise ValueError('the demo needs --pieces >= 2 (train and test) and '
                      '--versions >= 2 (cross-version pairs)')
+  if soundfont_draw not in SOUNDFONT_DRAWS:
+    raise ValueError(f'--soundfont_draw={soundfont_draw}: one of '
+                     f'{", ".join(SOUNDFONT_DRAWS)}')
   unknown = sorted(set(soundfonts) - set(SOUNDFONTS))
   if unknown or not soundfonts:
     raise ValueError(f'--soundfonts={",".join(soundfonts)}: expected some of '
@@ -492,7 +544,7 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
   building.mkdir(parents=True)
   start = time.time()
   jobs = [(building, path, versions, max_seconds, seed * 1000 + i,
-           tuple(soundfonts))
+           tuple(soundfonts), soundfont_draw)
           for i, path in enumerate(CORPUS[:pieces])]
   records = []
   # spawn, not fork: the trainer calls this after JAX has started threads.
@@ -509,7 +561,8 @@ def build_demo(out, pieces: int = 24, versions: int = 3,
              [(n, 'test' if n in test else 'train') for n in names])
   (building / 'classes.txt').write_text('\n'.join(CLASSES) + '\n')
   seconds = sum(v['seconds'] for r in records for v in r['versions'].values())
-  summary = dict(pieces=records, seed=seed, hours=seconds / 3600,
+  summary = dict(pieces=records, seed=seed, soundfont_draw=soundfont_draw,
+                 hours=seconds / 3600,
                  build_seconds=time.time() - start)
   (building / 'demo.json').write_text(json.dumps(summary, indent=1))
   if out.exists():
@@ -536,6 +589,10 @@ def define_flags():
   flags.DEFINE_list('soundfonts', list(SOUNDFONTS),
                     'SoundFonts to render versions with (one: versions share '
                     'their instrument timbres).')
+  flags.DEFINE_enum('soundfont_draw', 'version', SOUNDFONT_DRAWS,
+                    'Who draws a SoundFont: each version (default), each '
+                    'piece (its versions share it), or each instrument of '
+                    'each version.')
 
 
 def main(argv):
@@ -545,7 +602,7 @@ def main(argv):
   try:
     summary = build_demo(FLAGS.out, FLAGS.pieces, FLAGS.versions,
                          FLAGS.max_seconds, FLAGS.seed, FLAGS.workers,
-                         tuple(FLAGS.soundfonts))
+                         tuple(FLAGS.soundfonts), FLAGS.soundfont_draw)
   except (ValueError, RuntimeError) as e:  # missing SoundFont, FluidSynth
     raise cli.UserError(str(e)) from None
   print(f'{FLAGS.out}: {len(summary["pieces"])} pieces x {FLAGS.versions} '

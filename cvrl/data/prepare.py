@@ -397,7 +397,9 @@ def ensure_prepared(config: ml_collections.ConfigDict,
     demo.build_demo(root, config.data.demo_pieces,
                     config.data.demo_versions, config.data.demo_max_seconds,
                     seed=0, workers=os.cpu_count() or 1,
-                    soundfonts=tuple(config.data.demo_soundfonts.split(',')))
+                    soundfonts=tuple(config.data.demo_soundfonts.split(',')),
+                    soundfont_draw=config.data.get('demo_soundfont_draw',
+                                                   'version'))
   return prepare(root, config.features, config.data.cache_dir or None,
                  workers=os.cpu_count() or 1, progress=progress)
 

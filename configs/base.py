@@ -63,6 +63,9 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
   config.data.cache_dir = ''  # '' = <root>/cache
   # Train on versions whose measure annotation cvrl.data.sync derived too.
   config.data.derived_annotations = True
+  # Studies: train without the validation pieces (layout.validation_view),
+  # whose probes then choose settings; the test split stays unseen.
+  config.data.validation = False
   config.data.patch_frames = 201  # ~4.7 s at 43 frames/s, centred
   config.data.tau_p = 0.2  # positive jitter, seconds (uniform in +-tau_p)
   config.data.tau_n = 10.0  # negatives at least this far from the anchor, s

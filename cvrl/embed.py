@@ -122,11 +122,13 @@ def cache_path(workdir, encoder: checkpoints.TrainedModel, version: layout.Versi
 
 
 def open_dataset(encoder: checkpoints.TrainedModel,
-                 data: Optional[str] = None) -> prepare_lib.PreparedDataset:
+                 data: Optional[str] = None,
+                 validation: bool = False) -> prepare_lib.PreparedDataset:
   """The workdir's dataset (or `data`), with caches of the encoder's features."""
   root = data or encoder.config.data.root
   return prepare_lib.open_cache(root, encoder.config.features,
-                                encoder.config.data.cache_dir or None)
+                                encoder.config.data.cache_dir or None,
+                                validation=validation)
 
 
 def embed_split(workdir, encoder: checkpoints.TrainedModel,

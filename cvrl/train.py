@@ -241,7 +241,8 @@ def train(config: ml_collections.ConfigDict, workdir,
     multihost_utils.sync_global_devices('cvrl data prepared')
   prepared = prepare_lib.open_cache(
       config.data.root, config.features, config.data.cache_dir or None,
-      derived_annotations=config.data.get('derived_annotations', True))
+      derived_annotations=config.data.get('derived_annotations', True),
+      validation=config.data.get('validation', False))
   classes = prepared.dataset.instrument_classes
 
   model = models.create_model(

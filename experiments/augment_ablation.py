@@ -3,11 +3,13 @@ r"""What each of the seven published augmentations does to CV, in one command.
   .venv/bin/python experiments/augment_ablation.py [--out=runs/augment] \
       [--variant=demo] [--seeds=3] [--loo_seeds=1] [--probe_seeds=3] [--hop=4]
 
-Trains CV (configs/cv.py:<variant>) with all augmentations and with none,
+Trains CV (configs/cv.py:<variant>, without the validation pieces:
+layout.validation_view) with all augmentations and with none,
 `--seeds` training seeds each, and with each augmentation left out (its
 probability set to 0), `--loo_seeds` training seeds each; probes every run
-for instruments (strong probe, `--probe_seeds` probe seeds, every `--hop`-th
-frame; the published probe too). Writes OUT/augment.md (AP / AUC / F1 as
+for instruments on the validation pieces (`--on_test`: train on every train
+piece, report on test), strong probe, `--probe_seeds` probe seeds, every
+`--hop`-th frame; the published probe too. Writes OUT/augment.md (AP / AUC / F1 as
 mean ± std over training seeds, and the change against "all"),
 OUT/augment.json and OUT/augment.png (bars with error bars). The published
 work named this ablation as future work. Every step is a public binary and
@@ -57,7 +59,8 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
       w = workdir(out, name, seed)
       commands.append(('-m', 'cvrl.train',
                        f'--config=configs/cv.py:{args.variant}',
-                       f'--workdir={w}', f'--config.seed={seed}', *data,
+                       f'--workdir={w}', f'--config.seed={seed}',
+                       f'--config.data.validation={not args.on_test}', *data,
                        *overrides))
       commands.append(('-m', 'cvrl.probe', f'--workdir={w}',
                        '--target=instruments', f'--seeds={args.probe_seeds}',
@@ -65,8 +68,11 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
   return commands
 
 
-def report_path(w: pathlib.Path) -> pathlib.Path:
-  return w / 'probe' / 'embedding-instruments.json'
+def report_path(w: pathlib.Path, on_test: bool = False) -> pathlib.Path:
+  # The probe evaluates where the encoder was trained for (validation pieces
+  # unless --on_test), and names its report so.
+  name = 'embedding' if on_test else 'embedding-val'
+  return w / 'probe' / f'{name}-instruments.json'
 
 
 def collect(out: pathlib.Path, args, probe: str = 'strong') -> list[dict]:
@@ -75,7 +81,8 @@ def collect(out: pathlib.Path, args, probe: str = 'strong') -> list[dict]:
   for name, _, seeds in settings(args):
     values = {m: [] for m in METRICS}
     for seed in range(seeds):
-      report = json.loads(report_path(workdir(out, name, seed)).read_text())
+      report = json.loads(report_path(workdir(out, name, seed),
+                                      args.on_test).read_text())
       for m in METRICS:
         values[m].append(report['probes'][probe]['summary'][m]['mean'])
     rows.append(dict(setting=name, seeds=seeds, values=values,
@@ -135,13 +142,18 @@ def main() -> int:
   parser.add_argument('--hop', type=int, default=4)
   parser.add_argument('--data', default=None,
                       help='dataset (default: the config\'s data.root)')
+  parser.add_argument('--on_test', action='store_true',
+                      help='train on all train pieces and report on the test '
+                      'split (default: train without the validation pieces '
+                      'and report on them, where settings are chosen)')
   parser.add_argument('--dry_run', action='store_true',
                       help='print the steps still to run, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
   # Training always runs (it resumes, or returns at once when finished).
   pending = [c for c in steps(out, args) if c[1] == 'cvrl.train'
-             or not report_path(pathlib.Path(c[2].split('=', 1)[1])).exists()]
+             or not report_path(pathlib.Path(c[2].split('=', 1)[1]),
+                                args.on_test).exists()]
   if args.dry_run:
     for command in pending:
       print('python', ' '.join(command))
@@ -153,7 +165,9 @@ def main() -> int:
   total = (json.loads(clock.read_text()) if clock.exists() else 0.0) + (
       time.time() - start)
   clock.write_text(json.dumps(total))
-  text = (f'configs/cv.py:{args.variant}; {args.probe_seeds} probe seeds per '
+  split = 'test split' if args.on_test else 'validation pieces'
+  text = (f'configs/cv.py:{args.variant}, evaluated on the {split}; '
+          f'{args.probe_seeds} probe seeds per '
           f'training seed, frames every {args.hop}; mean ± std over training '
           f'seeds; {total / 60:.0f} min of wall time (all invocations).\n\n')
   results = {}

@@ -132,7 +132,7 @@ def test_table_is_mean_and_std_over_training_seeds_with_paired_differences(
 
 def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   args = types.SimpleNamespace(seeds=3, loo_seeds=1, probe_seeds=2, hop=4,
-                               data=None, variant='demo')
+                               data=None, variant='demo', on_test=False)
   names = [s[0] for s in augment_ablation.settings(args)]
   assert names == ['all', 'none', 'without eq', 'without time_warp',
                    'without bin_shift', 'without bin_mask', 'without time_mask',
@@ -141,12 +141,14 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   assert len(commands) == 2 * (3 + 3 + 7)
   assert '--config.augment.time_mask.p=0' in commands[2 * 10]
   assert '--config.augment.enabled=False' in commands[2 * 3]
+  assert all('--config.data.validation=True' in c for c in commands[::2])
   for name, _, seeds in augment_ablation.settings(args):
     for seed in range(seeds):
       value = 0.7 + (0.02 * seed if name == 'all' else
                      -0.05 if name == 'none' else 0.0)
-      fake_probe(augment_ablation.workdir(tmp_path, name, seed), 'embedding',
-                 'instruments', dict(strong=[value], published=[value]))
+      fake_probe(augment_ablation.workdir(tmp_path, name, seed),
+                 'embedding-val', 'instruments',
+                 dict(strong=[value], published=[value]))
   rows = augment_ablation.collect(tmp_path, args)
   assert rows[0]['ap']['mean'] == pytest.approx(0.72)
   assert rows[1]['ap']['mean'] == pytest.approx(0.65)

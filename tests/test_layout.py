@@ -1,10 +1,13 @@
 """Dataset layouts and validation: every broken input gives one clear error."""
 
+import json
+import pathlib
 import shutil
 
 import numpy as np
 import pytest
 
+import helpers
 from cvrl.data import layout
 from helpers import make_published_dataset, write_csv
 
@@ -210,3 +213,49 @@ def test_audio_without_annotation_is_reported(cvrl_dataset, caplog):
     dataset = layout.load_dataset(cvrl_dataset)
   assert [v.name for v in dataset.pieces['p1'].versions] == ['a', 'b']
   assert 'audio/p1/c.wav: audio without a measure annotation' in caplog.text
+
+
+def _splits_only(splits):
+  return layout.Dataset(root=pathlib.Path('/nowhere'), layout='cvrl', pieces={},
+                        splits=splits, instrument_classes=())
+
+
+def test_validation_view_holds_out_every_4th_train_piece_and_drops_test():
+  train = tuple(layout.Segment(f'p{i}') for i in range(8))
+  dataset = _splits_only({'train': train, 'test': (layout.Segment('t'),)})
+  assert layout.validation_pieces(dataset) == ['p1', 'p5']
+  view = layout.validation_view(dataset)
+  assert [s.piece for s in view.splits['test']] == ['p1', 'p5']
+  assert [s.piece for s in view.splits['train']] == [
+      'p0', 'p2', 'p3', 'p4', 'p6', 'p7']
+  assert set(view.splits) == {'train', 'test'}  # the test split is gone
+
+
+def test_validation_view_uses_a_val_split_when_the_dataset_has_one():
+  dataset = _splits_only({'train': (layout.Segment('a'), layout.Segment('b')),
+                          'val': (layout.Segment('b', ('v1', 'v2')),),
+                          'test': (layout.Segment('t'),)})
+  view = layout.validation_view(dataset)
+  assert view.splits['test'] == (layout.Segment('b', ('v1', 'v2')),)
+  assert [s.piece for s in view.splits['train']] == ['a']
+  with pytest.raises(layout.DatasetError, match='too few train pieces'):
+    layout.validation_view(_splits_only({'train': (layout.Segment('a'),),
+                                         'test': ()}))
+
+
+def test_validation_probe_never_reads_the_test_split(tmp_path):
+  root = helpers.make_cvrl_dataset(tmp_path / 'd', pieces=('p1', 'p2', 'p3'))
+  from cvrl import audio  # pylint: disable=g-import-not-at-top
+  from cvrl.data import prepare  # pylint: disable=g-import-not-at-top
+  prepare.prepare(root, audio.feature_config(), progress=False)
+  view = prepare.open_cache(root, audio.feature_config(), validation=True)
+  assert [s.piece for s in view.dataset.splits['test']] == ['p2']
+  assert [s.piece for s in view.dataset.splits['train']] == ['p1']
+  result = helpers.run_python('-m', 'cvrl.probe', f'--workdir={tmp_path / "w"}',
+                              f'--data={root}', '--representation=mfcc',
+                              '--validation', '--seeds=1', '--hop=2')
+  assert result.returncode == 0, result.stderr
+  report = json.loads((tmp_path / 'w' / 'probe' / 'mfcc-val-instruments.json')
+                      .read_text())
+  assert report['evaluated_on'] == 'validation pieces'
+  assert not (tmp_path / 'w' / 'baselines' / 'mfcc' / 'p3').exists()

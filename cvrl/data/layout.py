@@ -380,6 +380,44 @@ def default_splits(pieces: Iterable[str]) -> dict[str, tuple[Segment, ...]]:
           'test': tuple(Segment(n) for n in names if n in test)}
 
 
+VALIDATION = 'val'
+
+
+def validation_pieces(dataset: Dataset) -> list[str]:
+  """Pieces that studies choose settings on, never the test split's.
+
+  The `val` split of pieces.csv where there is one; otherwise every 4th
+  train piece in name order (from the second), deterministic like the
+  default splits.
+  """
+  if dataset.splits.get(VALIDATION):
+    return sorted({s.piece for s in dataset.splits[VALIDATION]})
+  pieces = sorted({s.piece for s in dataset.splits.get('train', ())})
+  return pieces[1::4] if len(pieces) >= 4 else pieces[-1:]
+
+
+def validation_view(dataset: Dataset) -> Dataset:
+  """The dataset as a study sees it: validation pieces in the role of test.
+
+  'train' keeps the train pieces that are not validation pieces, 'test' holds
+  the validation pieces; the real test split is not in the view at all, so
+  nothing chosen on it can have looked at test audio.
+  """
+  held_out = set(validation_pieces(dataset))
+  train = tuple(s for s in dataset.splits.get('train', ())
+                if s.piece not in held_out)
+  if dataset.splits.get(VALIDATION):
+    test = dataset.splits[VALIDATION]
+  else:
+    test = tuple(s for s in dataset.splits.get('train', ())
+                 if s.piece in held_out)
+  if not train or not test:
+    raise DatasetError(f'{dataset.splits_path or dataset.root}: too few train '
+                       'pieces for a validation split (train and validation '
+                       'both need one)')
+  return dataclasses.replace(dataset, splits={'train': train, 'test': test})
+
+
 def read_splits(path: pathlib.Path) -> dict[str, tuple[Segment, ...]]:
   """pieces.csv: piece, split[, versions][, start_measure, end_measure].
 

@@ -434,11 +434,15 @@ class PreparedDataset:
 
 def open_cache(data_dir, config: ml_collections.ConfigDict,
                cache_dir: Optional[str] = None,
-               derived_annotations: bool = True) -> PreparedDataset:
+               derived_annotations: bool = True,
+               validation: bool = False) -> PreparedDataset:
   """Opens prepared caches; raises DatasetError if missing, partial or stale.
 
   The cache always covers every annotated version; `derived_annotations=False`
-  leaves out those whose annotation cvrl.data.sync derived.
+  leaves out those whose annotation cvrl.data.sync derived. `validation`
+  gives the study view (layout.validation_view): train without the
+  validation pieces, and those as 'test'. (The normalisation statistics stay
+  those of the whole train split: input statistics, no labels.)
   """
   dataset = layout.load_dataset(data_dir)
   root = cache_root(data_dir, config, cache_dir)
@@ -467,6 +471,8 @@ def open_cache(data_dir, config: ml_collections.ConfigDict,
     mean, std = stats['mean'], stats['std']
   if not derived_annotations:
     dataset = layout.load_dataset(data_dir, derived_annotations=False)
+  if validation:
+    dataset = layout.validation_view(dataset)
   return PreparedDataset(
       dataset=dataset, cache=root, config=config,
       num_frames={v.key: index['versions'][v.key]['num_frames']

@@ -201,8 +201,12 @@ def split_frames(prepared: prepare_lib.PreparedDataset, split: str,
           np.concatenate(pieces))
 
 
-def validation_pieces(prepared: prepare_lib.PreparedDataset) -> set:
-  """Every 5th train piece (at least one), for the strong probe's early stopping."""
+def early_stopping_pieces(prepared: prepare_lib.PreparedDataset) -> set:
+  """Every 5th train piece (at least one), for the strong probe's early stopping.
+
+  (Not the study validation split, layout.validation_view: under it, these
+  are taken from the train pieces that remain.)
+  """
   pieces = sorted({s.piece for s in prepared.dataset.splits['train']})
   return set(pieces[4::5] or pieces[-1:]) if len(pieces) > 1 else set()
 
@@ -220,7 +224,7 @@ def run_probe(features_of, prepared: prepare_lib.PreparedDataset,
   x_train, y_train, train_pieces = split_frames(prepared, 'train',
                                                 features_of, target, hop)
   x_test, y_test, _ = split_frames(prepared, 'test', features_of, target, hop)
-  held_out = np.isin(train_pieces, list(validation_pieces(prepared)))
+  held_out = np.isin(train_pieces, list(early_stopping_pieces(prepared)))
   x_fit, y_fit = x_train[~held_out], y_train[~held_out]
   x_val, y_val = ((x_train[held_out], y_train[held_out]) if held_out.any()
                   else (None, None))
@@ -323,6 +327,8 @@ def main(argv):
                      settings_from_config(config.probe),
                      seeds=tuple(range(seeds)), hop=config.hop)
   report['layer'] = FLAGS.layer
+  report['evaluated_on'] = ('validation pieces' if representations.on_validation()
+                            else 'test split')
   out = workdir / 'probe'
   out.mkdir(parents=True, exist_ok=True)
   representation = representations.flag_name()

@@ -44,6 +44,11 @@ def define_flags():
   flags.DEFINE_string('data', None, 'Dataset (default: the workdir config\'s '
                       'data.root, else demo_data).')
   flags.DEFINE_integer('step', None, 'Checkpoint step (default: latest).')
+  flags.DEFINE_bool('validation', None, 'Evaluate on the validation pieces '
+                    '(layout.validation_view: probes fit on the other train '
+                    'pieces) instead of the test split. Default: what the '
+                    'workdir\'s encoder was trained for (config.data.'
+                    'validation), else test.')
   flags.DEFINE_string('layer', 'embedding', 'With --representation=embedding: '
                       'which layer of the encoder: embedding (the published '
                       'one), dense0, dense1, ... (the dense layers before it) '
@@ -77,14 +82,18 @@ def baseline_features(kind: str, path: pathlib.Path, config,
   return out
 
 
-def name(representation: str, layer: str = 'embedding') -> str:
-  """What reports and files call a representation: 'embedding', 'embedding_dense0'."""
-  return representation if layer == 'embedding' else f'{representation}_{layer}'
+def name(representation: str, layer: str = 'embedding',
+         validation: bool = False) -> str:
+  """What reports and files call a representation: 'embedding',
+  'embedding_dense0', 'mfcc-val' (on the validation pieces)."""
+  out = representation if layer == 'embedding' else f'{representation}_{layer}'
+  return out + ('-val' if validation else '')
 
 
 def features_for(representation: str, workdir: pathlib.Path,
                  data: Optional[str], step: Optional[int], hop: int,
-                 splits=('train', 'test'), layer: str = 'embedding'):
+                 splits=('train', 'test'), layer: str = 'embedding',
+                 validation: bool = False):
   """(prepared dataset, version -> [frames / hop, D] features) of a representation."""
   workdir = pathlib.Path(workdir)
   if representation != 'embedding' and layer != 'embedding':
@@ -93,7 +102,7 @@ def features_for(representation: str, workdir: pathlib.Path,
   if representation == 'embedding':
     encoder = checkpoints.restore_model(workdir, step)
     embed.check_layer(encoder, layer, workdir)
-    prepared = embed.open_dataset(encoder, data)
+    prepared = embed.open_dataset(encoder, data, validation)
     cache = {}
     for split in splits:
       cache.update(embed.embed_split(workdir, encoder, prepared, split, hop,
@@ -106,7 +115,8 @@ def features_for(representation: str, workdir: pathlib.Path,
     saved = checkpoints.read_config(workdir)
     features_config = saved.features
     data = data or saved.data.root
-  prepared = prepare_lib.open_cache(data or 'demo_data', features_config)
+  prepared = prepare_lib.open_cache(data or 'demo_data', features_config,
+                                    validation=validation)
   if representation == 'input':  # the features the encoders see, standardised
     mean, std = prepared.mean.reshape(-1), prepared.std.reshape(-1)
 
@@ -128,9 +138,19 @@ def features_for(representation: str, workdir: pathlib.Path,
   return prepared, features_of
 
 
+def on_validation() -> bool:
+  """--validation, else what the workdir's encoder was trained for."""
+  if FLAGS.validation is not None:
+    return FLAGS.validation
+  workdir = pathlib.Path(FLAGS.workdir)
+  if checkpoints.config_path(workdir).exists():
+    return bool(checkpoints.read_config(workdir).data.get('validation', False))
+  return False
+
+
 def flag_name() -> str:
-  """name() of the representation and layer the flags ask for."""
-  return name(FLAGS.representation, FLAGS.layer)
+  """name() of the representation, layer and split the flags ask for."""
+  return name(FLAGS.representation, FLAGS.layer, on_validation())
 
 
 def from_flags(splits=('train', 'test')):
@@ -138,5 +158,5 @@ def from_flags(splits=('train', 'test')):
   config = eval_config()
   prepared, features_of = features_for(
       FLAGS.representation, pathlib.Path(FLAGS.workdir), FLAGS.data,
-      FLAGS.step, config.hop, splits, FLAGS.layer)
+      FLAGS.step, config.hop, splits, FLAGS.layer, on_validation())
   return prepared, features_of, config

@@ -8,6 +8,7 @@ import pytest
 
 import helpers
 from experiments import augment_ablation
+from experiments import demo_study
 from experiments import table
 
 
@@ -156,3 +157,37 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   assert '| none | 3 | 0.650 ± 0.000 |' in text and '-0.070 |' in text
   augment_ablation.plot(rows, tmp_path / 'a.png', 'title')
   assert (tmp_path / 'a.png').stat().st_size > 1000
+
+
+def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):
+  args = types.SimpleNamespace(draws=['version', 'instrument'], seeds=2,
+                               probe_seeds=1, hop=4, demo_root='/d/demo')
+  commands = demo_study.steps(tmp_path, args)
+  trains = [c for c in commands if c[1] == 'cvrl.train']
+  assert [(c[3].split('/')[-3], c[3].split('/')[-2], c[4]) for c in trains] == [
+      ('version', 'sv', '--config.seed=0'), ('version', 'cv', '--config.seed=0'),
+      ('instrument', 'sv', '--config.seed=0'),
+      ('instrument', 'cv', '--config.seed=0'),
+      ('version', 'sv', '--config.seed=1'), ('version', 'cv', '--config.seed=1'),
+      ('instrument', 'sv', '--config.seed=1'),
+      ('instrument', 'cv', '--config.seed=1')]
+  assert '--config.data.root=/d/demo_instrument' in trains[2]
+  assert '--config.data.demo_soundfont_draw=instrument' in trains[2]
+  assert all('--config.data.validation=True' in c for c in trains)
+  inputs = [c for c in commands if '--representation=input' in c]
+  assert len(inputs) == 2 and all('--validation' in c for c in inputs)
+  # Seed 0 finished everywhere, seed 1 only for SV of 'version'.
+  for draw, method, seed, ap in (('version', 'sv', 0, 0.6),
+                                 ('version', 'cv', 0, 0.7),
+                                 ('version', 'sv', 1, 0.6),
+                                 ('instrument', 'sv', 0, 0.65),
+                                 ('instrument', 'cv', 0, 0.62)):
+    fake_probe(demo_study.workdir(tmp_path, draw, method, seed),
+               'embedding-val', 'instruments', dict(strong=[ap],
+                                                    published=[ap]))
+  results = demo_study.summarise(tmp_path, args)
+  assert results['version']['seeds'] == [0]
+  assert results['version']['cv_minus_sv']['ap'] == pytest.approx([0.1])
+  assert results['instrument']['cv_minus_sv']['ap'] == pytest.approx([-0.03])
+  text = demo_study.markdown(results, 'strong')
+  assert '| version | 1 | 0.600 ± 0.000 | 0.700 ± 0.000 | +0.100 | 1/1 / 1/1 / 1/1 |' in text

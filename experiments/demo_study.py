@@ -71,7 +71,8 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
 
 
 def report_path(command) -> pathlib.Path:
-  flags = dict(a[2:].split('=', 1) for a in command if a.startswith('--'))
+  flags = dict((a[2:] + '=').split('=')[:2] for a in command
+               if a.startswith('--'))
   name = ('input' if flags.get('representation') == 'input'
           else 'embedding') + '-val'
   return pathlib.Path(flags['workdir']) / 'probe' / f'{name}-instruments.json'

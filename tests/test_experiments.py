@@ -176,6 +176,8 @@ def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):
   assert all('--config.data.validation=True' in c for c in trains)
   inputs = [c for c in commands if '--representation=input' in c]
   assert len(inputs) == 2 and all('--validation' in c for c in inputs)
+  assert demo_study.report_path(inputs[0]) == (
+      tmp_path / 'version' / 'input' / 'probe' / 'input-val-instruments.json')
   # Seed 0 finished everywhere, seed 1 only for SV of 'version'.
   for draw, method, seed, ap in (('version', 'sv', 0, 0.6),
                                  ('version', 'cv', 0, 0.7),

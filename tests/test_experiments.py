@@ -1,12 +1,15 @@
 """Experiment drivers: their steps, their tables, and a failing step is one error line."""
 
 import json
+import pathlib
+import sys
 import types
 
 import numpy as np
 import pytest
 
 import helpers
+from experiments import ablate
 from experiments import augment_ablation
 from experiments import demo_study
 from experiments import table
@@ -35,26 +38,67 @@ def test_table_driver_reports_the_failing_step(tmp_path):
   assert 'not a cross-version dataset' in result.stderr
 
 
-def test_ablation_driver_trains_probes_and_tabulates(trained_workdir, tmp_path):
-  """experiments/ablate.py end to end on the tiny dataset, one study, 1 probe seed."""
-  result = helpers.run_python(
-      str(helpers.ROOT / 'experiments' / 'ablate.py'), f'--out={tmp_path / "ab"}',
-      f'--table={tmp_path / "table"}', '--only=seed', '--seeds=1', '--hop=2',
-      '--variant=test', f'--data={trained_workdir.parent / "data"}')
-  assert result.returncode == 0, result.stderr
+def test_ablation_driver_trains_probes_and_tabulates(tmp_path, monkeypatch):
+  """experiments/ablate.py's steps and table, its binaries replaced by fakes.
+
+  Each binary it calls runs for real in its own module's tests; here every
+  call is recorded and answered with the file the binary would write.
+  """
+  calls = []
+
+  def fake_run(*args, capture=False):
+    del capture
+    args = [str(a) for a in args]
+    calls.append(args)
+    flags = dict((a[2:] + '=').split('=')[:2] for a in args
+                 if a.startswith('--'))
+    workdir = pathlib.Path(flags['workdir'])
+    if args[1] == 'cvrl.train':
+      workdir.mkdir(parents=True, exist_ok=True)
+      (workdir / 'config.json').write_text(json.dumps(dict(
+          seed=int(flags.get('config.seed', 0)),
+          data=dict(root=flags.get('config.data.root', 'demo_data')))))
+      (workdir / 'metrics.jsonl').write_text(
+          '\n'.join(json.dumps(dict(step=s, loss=1.0 / s)) for s in
+                    (100, 200, 300, 400)) + '\n')
+    elif args[1] == 'cvrl.probe':
+      fake_probe(workdir, flags['representation'], 'instruments',
+                 dict(strong=[0.7], published=[0.4]))
+    else:  # retrieval
+      path = workdir / 'retrieval' / f"{flags['representation']}.json"
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text(json.dumps(dict(within={'1': 0.3})))
+    return ''
+
+  monkeypatch.setattr(ablate, 'run', fake_run)
+  monkeypatch.setattr(sys, 'argv', [
+      'ablate.py', f'--out={tmp_path / "ab"}', f'--table={tmp_path / "table"}',
+      '--only=seed', '--seeds=1', '--hop=2', '--variant=test',
+      f'--data={tmp_path / "data"}'])
+  assert ablate.main() == 0
+  trains = [c for c in calls if c[1] == 'cvrl.train']
+  assert [c[3] for c in trains] == [
+      f'--workdir={tmp_path / "table" / "sv" / "seed0"}',
+      f'--workdir={tmp_path / "table" / "cv" / "seed0"}',
+      f'--workdir={tmp_path / "ab" / "sv-seed"}',
+      f'--workdir={tmp_path / "ab" / "cv-seed"}']
+  assert '--config.seed=0' in trains[0] and '--config.seed=1' in trains[2]
+  assert all('--config=configs/' in c[2] and c[2].endswith(':test')
+             for c in trains)
   results = json.loads((tmp_path / 'ab' / 'ablate.json').read_text())
   assert [(r['study'], r['method']) for r in results] == [
       ('table (reference)', 'sv'), ('table (reference)', 'cv'),
       ('table (reference)', 'log-mel input'), ('seed', 'sv'), ('seed', 'cv')]
   for r in results:
-    assert 0 < r['strong']['ap']['mean'] <= 1
-    assert 0 <= r['retrieval'] <= 1
+    assert r['strong']['ap']['mean'] == pytest.approx(0.7)
+    assert r['retrieval'] == pytest.approx(0.3)
     assert (r['loss'] is None) == (r['method'] == 'log-mel input')
-  seeds = [json.loads((tmp_path / 'ab' / f'{m}-seed' / 'config.json')
-                      .read_text())['seed'] for m in ('sv', 'cv')]
-  assert seeds == [1, 1]
-  table = (tmp_path / 'ab' / 'ablate.md').read_text()
-  assert table.count('\n| ') == 6  # header + 5 rows
+  table_md = (tmp_path / 'ab' / 'ablate.md').read_text()
+  assert table_md.count('\n| ') == 6  # header + 5 rows
+  # Finished steps are skipped: a second run trains (resumes) but probes nothing.
+  calls.clear()
+  assert ablate.main() == 0
+  assert all(c[1] == 'cvrl.train' for c in calls)
 
 
 def fake_probe(workdir, name, target, values_by_probe):

@@ -1,6 +1,8 @@
 """The benchmark scripts whose output the README quotes still run."""
 
 
+import helpers
+from configs import cv
 from cvrl import audio
 from cvrl.data import prepare
 from helpers import ROOT, run_python
@@ -65,3 +67,18 @@ def test_step_vs_reference_prints_the_table_and_the_ratio_line():
   last = result.stdout.strip().splitlines()[-1]
   assert last.startswith('published: skipped  demo: optimised/plain=')
   assert float(last.rsplit('=', 1)[1]) > 0
+
+
+def test_gpu_step_reports_steps_mfu_pipeline_and_embedding(cvrl_dataset):
+  """benchmarks/gpu_step.py (what benchmarks/gpu.sh runs), on CPU, tiny."""
+  prepare.prepare(cvrl_dataset, cv.get_config('test').features, progress=False)
+  result = helpers.run_python(
+      str(helpers.ROOT / 'benchmarks' / 'gpu_step.py'), '--variant=test',
+      '--batches=8', '--steps=1', f'--data={cvrl_dataset}', '--workers=0',
+      '--batches_timed=2', '--embed_seconds=3')
+  assert result.returncode == 0, result.stderr
+  out = result.stdout
+  assert '| global batch (triplets) | s/step | steps/s |' in out
+  assert out.count('\n| 8 |') == 1
+  assert 'input pipeline (0 workers' in out and 'keep' in out
+  assert 'dense embedding:' in out and 'x real time' in out

@@ -36,6 +36,7 @@ from cvrl import checkpoints  # noqa: E402
 from cvrl import embed  # noqa: E402
 from cvrl import models  # noqa: E402
 from cvrl import train  # noqa: E402
+import train_throughput  # noqa: E402  (benchmarks/, beside this file)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('variant', 'paper', 'configs/cv.py variant.')
@@ -82,24 +83,6 @@ def time_step(config, batch_size: int) -> dict:
               gflop=gflop, mfu=gflop / seconds / (FLAGS.peak_tflops * 1e3))
 
 
-def pipeline_rate(config) -> float:
-  """Triplets/s of the CV input pipeline on --data with --workers."""
-  from cvrl.data import pipeline  # pylint: disable=g-import-not-at-top
-  from cvrl.data import prepare  # pylint: disable=g-import-not-at-top
-  config.data.workers = FLAGS.workers
-  prepared = prepare.open_cache(FLAGS.data, config.features)
-  iterator = iter(pipeline.create_dataset(
-      pipeline.example_maker(prepared, config), config, 0, None))
-  for _ in range(3):
-    next(iterator)
-  start = time.perf_counter()
-  for _ in range(FLAGS.batches_timed):
-    next(iterator)
-  seconds = time.perf_counter() - start
-  iterator.close()
-  return FLAGS.batches_timed * config.batch_size / seconds
-
-
 def main(argv):
   del argv
   device = jax.devices()[0]
@@ -120,7 +103,9 @@ def main(argv):
   if FLAGS.data:
     config = cv.get_config(FLAGS.variant)
     config.batch_size = results[-1]['batch']
-    rate = pipeline_rate(config)
+    config.data.workers = FLAGS.workers
+    rate = train_throughput.pipeline_rate(config, FLAGS.data,
+                                          FLAGS.batches_timed, warm_up=3)
     need = results[-1]['triplets_s']
     print(f'\ninput pipeline ({FLAGS.workers} workers, augmentations on): '
           f'{rate:.0f} triplets/s; the batch-{config.batch_size} step takes '

@@ -31,14 +31,18 @@ from cvrl.data import pipeline  # noqa: E402
 from cvrl.data import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('data', 'demo_data', 'Prepared dataset (log-mel cache).')
-flags.DEFINE_list('variants', ['demo', 'default', 'paper'],
-                  'Config variants of configs/cv.py to time the step of.')
-flags.DEFINE_list('pipeline_variants', ['demo', 'default'],
-                  'Config variants to time the pipeline of (need a cache).')
-flags.DEFINE_list('workers', ['0', '1', '2'], 'Pipeline worker counts.')
-flags.DEFINE_integer('steps', 5, 'Timed train steps per variant.')
-flags.DEFINE_integer('batches', 40, 'Timed pipeline batches per setting.')
+
+
+def define_flags():
+  """Flags of the script; defined only when it runs, so others import it."""
+  flags.DEFINE_string('data', 'demo_data', 'Prepared dataset (log-mel cache).')
+  flags.DEFINE_list('variants', ['demo', 'default', 'paper'],
+                    'Config variants of configs/cv.py to time the step of.')
+  flags.DEFINE_list('pipeline_variants', ['demo', 'default'],
+                    'Config variants to time the pipeline of (need a cache).')
+  flags.DEFINE_list('workers', ['0', '1', '2'], 'Pipeline worker counts.')
+  flags.DEFINE_integer('steps', 5, 'Timed train steps per variant.')
+  flags.DEFINE_integer('batches', 40, 'Timed pipeline batches per setting.')
 
 
 def config_for(variant: str):
@@ -68,21 +72,26 @@ def time_train_step(variant: str) -> dict:
               triplets_s=config.batch_size / seconds)
 
 
+def pipeline_rate(config, data: str, batches: int, warm_up: int = 5) -> float:
+  """Triplets/s of the config's grain stream on a prepared dataset."""
+  prepared = prepare.open_cache(data, config.features)
+  maker = pipeline.example_maker(prepared, config)
+  iterator = iter(pipeline.create_dataset(maker, config, 0, None))
+  for _ in range(warm_up):  # start-up: worker processes, first memory maps
+    next(iterator)
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(iterator)
+  seconds = time.perf_counter() - start
+  iterator.close()
+  return batches * config.batch_size / seconds
+
+
 def time_pipeline(variant: str, workers: int, augment: bool) -> float:
   config = config_for(variant)
   config.data.workers = workers
   config.augment.enabled = augment
-  prepared = prepare.open_cache(FLAGS.data, config.features)
-  maker = pipeline.example_maker(prepared, config)
-  iterator = iter(pipeline.create_dataset(maker, config, 0, None))
-  for _ in range(5):  # start-up: worker processes, first memory maps
-    next(iterator)
-  start = time.perf_counter()
-  for _ in range(FLAGS.batches):
-    next(iterator)
-  seconds = time.perf_counter() - start
-  iterator.close()
-  return FLAGS.batches * config.batch_size / seconds
+  return pipeline_rate(config, FLAGS.data, FLAGS.batches)
 
 
 def main(argv):
@@ -109,4 +118,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -150,21 +150,15 @@ def main() -> int:
                       help='print the steps still to run, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  # Training always runs (it resumes, or returns at once when finished).
-  pending = [c for c in steps(out, args) if c[1] == 'cvrl.train'
-             or not report_path(pathlib.Path(c[2].split('=', 1)[1]),
-                                args.on_test).exists()]
-  if args.dry_run:
-    for command in pending:
-      print('python', ' '.join(command))
-    return 0
   start = time.time()
-  for command in pending:
-    runner.run(*command)
-  clock = out / 'seconds.json'
-  total = (json.loads(clock.read_text()) if clock.exists() else 0.0) + (
-      time.time() - start)
-  clock.write_text(json.dumps(total))
+  # Training always runs (it resumes, or returns at once when finished).
+  runner.run_pending(
+      steps(out, args), lambda c: c[1] != 'cvrl.train' and report_path(
+          pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
+      args.dry_run)
+  if args.dry_run:
+    return 0
+  total = runner.add_wall_time(out, start)
   split = 'test split' if args.on_test else 'validation pieces'
   text = (f'configs/cv.py:{args.variant}, evaluated on the {split}; '
           f'{args.probe_seeds} probe seeds per '

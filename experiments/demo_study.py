@@ -148,19 +148,13 @@ def main() -> int:
                       help='tabulate the finished seeds, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  pending = [c for c in steps(out, args)
-             if c[1] == 'cvrl.train' or not report_path(c).exists()]
-  if args.dry_run:
-    for command in pending:
-      print('python', ' '.join(command))
-    return 0
   start = time.time()
-  for command in ([] if args.report else pending):
-    runner.run(*command)
-  clock = out / 'seconds.json'
-  total = (json.loads(clock.read_text()) if clock.exists() else 0.0) + (
-      time.time() - start)
-  clock.write_text(json.dumps(total))
+  if not args.report:
+    runner.run_pending(steps(out, args), lambda c: c[1] != 'cvrl.train'
+                       and report_path(c).exists(), args.dry_run)
+  if args.dry_run:
+    return 0
+  total = runner.add_wall_time(out, start)
   results = {p: summarise(out, args, p) for p in ('strong', 'published')}
   text = '\n\n'.join(markdown(results[p], p) for p in results) + (
       f'\n\n{total / 60:.0f} min of wall time (all invocations).\n')

@@ -44,3 +44,32 @@ def main(driver) -> int:
     print(f'error: {e}; finished steps are kept, re-run to resume',
           file=sys.stderr)
     return 1
+
+
+def run_pending(commands, finished, dry_run: bool = False) -> None:
+  """Runs, in order, each command whose `finished(command)` is False.
+
+  With `dry_run` it prints them instead. Drivers list every step of an
+  experiment and say which are done, so an interrupted one resumes.
+  """
+  pending = [c for c in commands if not finished(c)]
+  for command in pending:
+    if dry_run:
+      print('python', ' '.join(map(str, command)))
+    else:
+      run(*command)
+
+
+def add_wall_time(out: pathlib.Path, start: float) -> float:
+  """Seconds since `start` added to OUT/seconds.json; returns the total.
+
+  An experiment run in several invocations reports the sum of all of them.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  clock = out / 'seconds.json'
+  total = (json.loads(clock.read_text()) if clock.exists() else 0.0) + (
+      time.time() - start)
+  out.mkdir(parents=True, exist_ok=True)
+  clock.write_text(json.dumps(total))
+  return total

@@ -234,20 +234,12 @@ def main() -> int:
                       help='print the steps still to run, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  pending = [c for c in steps(out, args)
-             if output_of(c) is None or not output_of(c).exists()]
-  if args.dry_run:
-    for command in pending:
-      print('python', ' '.join(command))
-    return 0
   start = time.time()
-  for command in pending:
-    runner.run(*command)
-  # Wall time summed over invocations (an interrupted table resumes).
-  clock = out / 'seconds.json'
-  total = json.loads(clock.read_text()) if clock.exists() else 0.0
-  total += time.time() - start
-  clock.write_text(json.dumps(total))
+  runner.run_pending(steps(out, args), lambda c: output_of(c) is not None
+                     and output_of(c).exists(), args.dry_run)
+  if args.dry_run:
+    return 0
+  total = runner.add_wall_time(out, start)
   table, results = build_table(out, args, total)
   (out / 'table.md').write_text(table)
   (out / 'table.json').write_text(json.dumps(results, indent=1))

@@ -120,7 +120,7 @@ def test_ssm_binary_writes_json_and_plots(trained_workdir):
   assert report['versions'] == 3 and report['kernel_seconds'] == [2.0, 4.0]
   for ref in ('ref_i', 'ref_h'):
     assert len(report['mean'][ref]['f']) == 2
-  pngs = sorted(p.name for p in (trained_workdir / 'ssm').glob('*.png'))
+  pngs = sorted(p.name for p in (trained_workdir / 'ssm').glob('embedding-*.png'))
   assert pngs == ['embedding-f.png', 'embedding-p3-a.png']
   assert 'embedding vs ref_i: F' in result.stdout
 

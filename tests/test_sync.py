@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -184,8 +185,11 @@ def test_derived_annotations_load_like_hand_made_ones_or_not_at_all(synced):
   assert {v.key for v in hand_only.versions()} == {'p/ref', 'p/hand'}
 
 
-def test_a_rerun_is_incremental_and_an_edited_file_becomes_hand_made(synced):
-  root, _ = synced
+def test_a_rerun_is_incremental_and_an_edited_file_becomes_hand_made(
+    synced, tmp_path):
+  shared, _ = synced
+  root = tmp_path / 'data'  # a copy: the fixture stays as synced for the others
+  shutil.copytree(shared, root, copy_function=shutil.copy2)
   path = root / 'measures' / 'p' / 'warped.csv'
   before = path.stat().st_mtime_ns
   rows = sync.run(sync.plan(root, reference='ref'), progress=False)

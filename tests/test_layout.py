@@ -259,3 +259,18 @@ def test_validation_probe_never_reads_the_test_split(tmp_path):
                       .read_text())
   assert report['evaluated_on'] == 'validation pieces'
   assert not (tmp_path / 'w' / 'baselines' / 'mfcc' / 'p3').exists()
+
+
+def test_audio_and_annotation_paths_of_every_layout(tmp_path, published_dataset):
+  """Where cvrl.data.sync finds recordings and writes annotations, per layout."""
+  found = layout.find_audio(published_dataset, 'published')
+  assert set(found) == {'Beethoven_Op055-01', 'Dvorak_Op095-01'}
+  piece, versions = next(iter(sorted(found.items())))
+  version, audio = next(iter(sorted(versions.items())))
+  assert audio.name == f'{piece}_{version}.wav'
+  path = layout.measures_path(published_dataset, 'published', piece, version)
+  assert path.exists()  # the published annotation of that very recording
+  assert layout.measures_path(tmp_path, 'swd', 'p', 'v') == (
+      tmp_path / '02_Annotations' / 'ann_audio_measure' / 'p_v.csv')
+  assert layout.measures_path(tmp_path, 'cvrl', 'p', 'v') == (
+      tmp_path / 'measures' / 'p' / 'v.csv')

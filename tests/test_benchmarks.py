@@ -75,7 +75,7 @@ def test_gpu_step_reports_steps_mfu_pipeline_and_embedding(cvrl_dataset):
   result = helpers.run_python(
       str(helpers.ROOT / 'benchmarks' / 'gpu_step.py'), '--variant=test',
       '--batches=8', '--steps=1', f'--data={cvrl_dataset}', '--workers=0',
-      '--batches_timed=2', '--embed_seconds=3')
+      '--batches_timed=1', '--embed_seconds=1')
   assert result.returncode == 0, result.stderr
   out = result.stdout
   assert '| global batch (triplets) | s/step | steps/s |' in out

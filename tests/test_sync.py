@@ -196,6 +196,8 @@ def test_a_rerun_is_incremental_and_an_edited_file_becomes_hand_made(
   by_key = {f"{r['piece']}/{r['version']}": r for r in rows}
   assert by_key['p/warped']['status'] == 'ok (up to date)'
   assert by_key['p/stranger']['status'] == 'left out (up to date)'
+  assert by_key['q/x']['status'] == 'ok (up to date)'  # the time axis too
+  assert by_key['q/y']['status'] == 'ok (up to date)'
   assert path.stat().st_mtime_ns == before
   # A person edits the derived file: from now on it is theirs.
   path.write_text(path.read_text().replace('# derived', '# checked; derived'))

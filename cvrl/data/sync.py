@@ -369,15 +369,19 @@ def sync_piece(job: Job) -> list[dict]:
   rows = []
   if job.reference_measures is None:
     ref_path = path_of(job.reference)
-    reference_map = time_axis_map(feats(job.reference))
     inputs = _inputs(job, job.reference, 'time axis')
-    if not _up_to_date(ref_path, inputs):
+    status = 'ok (up to date)'
+    if _up_to_date(ref_path, inputs):  # no features needed
+      reference_map = layout.read_measures(ref_path)
+    else:
+      reference_map = time_axis_map(feats(job.reference))
       comment = (f'derived by cvrl.data.sync: the time axis of {job.reference} '
                  '(one measure per second); see the .sync.json beside it')
       write_derived(ref_path, reference_map,
                     comment if job.layout == 'cvrl' else None,
                     dict(status='ok', kind='time_axis', inputs=inputs))
-    rows.append(dict(piece=job.piece, version=job.reference, status='ok',
+      status = 'ok'
+    rows.append(dict(piece=job.piece, version=job.reference, status=status,
                      kind='time_axis', reference=job.reference))
   else:
     reference_map = layout.read_measures(pathlib.Path(job.reference_measures))

@@ -107,7 +107,8 @@ def synced(tmp_path_factory):
                               '--workers=2')
   assert result.returncode == 0, result.stderr
   assert 'left out: p/stranger: cost ratio' in result.stdout, result.stdout
-  assert '3 annotation(s) derived, 1 version(s) left out' in result.stdout
+  assert ('3 annotation(s) derived, 0 up to date, 1 version(s) left out'
+          in result.stdout)
   rows = json.loads((root / sync.REPORT).read_text())
   return root, {f"{r['piece']}/{r['version']}": r for r in rows}
 

@@ -599,7 +599,8 @@ def main(argv):
   for r in left_out:
     print(f"left out: {r['piece']}/{r['version']}: {'; '.join(r['problems'])}")
   written = sum(r['status'] == 'ok' for r in rows)
-  print(f'{FLAGS.data}: {written} annotation(s) derived, '
+  kept = sum(r['status'] == 'ok (up to date)' for r in rows)
+  print(f'{FLAGS.data}: {written} annotation(s) derived, {kept} up to date, '
         f'{len(left_out)} version(s) left out; report {report_path}')
 
 

@@ -163,10 +163,7 @@ def main() -> int:
           'in another version of the piece is within 1 s of the '
           f'corresponding one. {(time.time() - start) / 60:.0f} min for this '
           'invocation.\n\n' + '\n'.join(lines) + '\n')
-  out.mkdir(parents=True, exist_ok=True)
-  (out / 'ablate.md').write_text(text)
-  (out / 'ablate.json').write_text(json.dumps(results, indent=1))
-  print(text)
+  runner.write_report(out, 'ablate', text, results)
   return 0
 
 

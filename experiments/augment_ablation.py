@@ -171,9 +171,7 @@ def main() -> int:
     text += markdown(rows, probe) + '\n\n'
   plot(results['strong'], out / 'augment.png',
        'CV: instrument probing (strong probe) by augmentation setting')
-  (out / 'augment.md').write_text(text)
-  (out / 'augment.json').write_text(json.dumps(results, indent=1))
-  print(text)
+  runner.write_report(out, 'augment', text, results)
   print(f'wrote {out / "augment.md"}, augment.json, augment.png')
   return 0
 

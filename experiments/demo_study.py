@@ -71,8 +71,7 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
 
 
 def report_path(command) -> pathlib.Path:
-  flags = dict((a[2:] + '=').split('=')[:2] for a in command
-               if a.startswith('--'))
+  flags = runner.flag_values(command)
   name = ('input' if flags.get('representation') == 'input'
           else 'embedding') + '-val'
   return pathlib.Path(flags['workdir']) / 'probe' / f'{name}-instruments.json'
@@ -158,9 +157,7 @@ def main() -> int:
   results = {p: summarise(out, args, p) for p in ('strong', 'published')}
   text = '\n\n'.join(markdown(results[p], p) for p in results) + (
       f'\n\n{total / 60:.0f} min of wall time (all invocations).\n')
-  (out / 'demo_study.md').write_text(text)
-  (out / 'demo_study.json').write_text(json.dumps(results, indent=1))
-  print(text)
+  runner.write_report(out, 'demo_study', text, results)
   return 0
 
 

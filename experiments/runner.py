@@ -73,3 +73,18 @@ def add_wall_time(out: pathlib.Path, start: float) -> float:
   out.mkdir(parents=True, exist_ok=True)
   clock.write_text(json.dumps(total))
   return total
+
+
+def flag_values(command) -> dict[str, str]:
+  """{flag: value} of a step's command line ('' for a bare --flag)."""
+  return dict((a[2:] + '=').split('=')[:2] for a in map(str, command)
+              if a.startswith('--'))
+
+
+def write_report(out: pathlib.Path, name: str, text: str, results) -> None:
+  """OUT/<name>.md and OUT/<name>.json, and the text on stdout."""
+  import json  # pylint: disable=g-import-not-at-top
+  out.mkdir(parents=True, exist_ok=True)
+  (out / f'{name}.md').write_text(text)
+  (out / f'{name}.json').write_text(json.dumps(results, indent=1))
+  print(text)

@@ -101,7 +101,7 @@ def output_of(command: tuple[str, ...]):
   Training always runs: the trainer resumes an unfinished run and returns at
   once from a finished one.
   """
-  flags = dict(a[2:].split('=', 1) for a in command if a.startswith('--'))
+  flags = runner.flag_values(command)
   workdir = pathlib.Path(flags['workdir'])
   if command[1] == 'cvrl.train':
     return None
@@ -241,9 +241,7 @@ def main() -> int:
     return 0
   total = runner.add_wall_time(out, start)
   table, results = build_table(out, args, total)
-  (out / 'table.md').write_text(table)
-  (out / 'table.json').write_text(json.dumps(results, indent=1))
-  print(table)
+  runner.write_report(out, 'table', table, results)
   print(f'wrote {out / "table.md"}, table.json, ssm-f.png')
   return 0
 

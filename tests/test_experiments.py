@@ -12,6 +12,7 @@ import helpers
 from experiments import ablate
 from experiments import augment_ablation
 from experiments import demo_study
+from experiments import runner
 from experiments import table
 
 
@@ -50,8 +51,7 @@ def test_ablation_driver_trains_probes_and_tabulates(tmp_path, monkeypatch):
     del capture
     args = [str(a) for a in args]
     calls.append(args)
-    flags = dict((a[2:] + '=').split('=')[:2] for a in args
-                 if a.startswith('--'))
+    flags = runner.flag_values(args)
     workdir = pathlib.Path(flags['workdir'])
     if args[1] == 'cvrl.train':
       workdir.mkdir(parents=True, exist_ok=True)

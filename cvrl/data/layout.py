@@ -287,13 +287,19 @@ def read_note_spans(path: pathlib.Path, classes: Sequence[str]):
 _STEM = re.compile(r'^(?P<piece>.+)_(?P<version>[^_]+)$')
 
 
-def detect_layout(root: pathlib.Path) -> str:
+def detect_layout(root: pathlib.Path, unannotated: bool = False) -> str:
+  """The layout of `root`; `unannotated` also knows it by its audio folder
+  alone (recordings that cvrl.data.sync has yet to annotate)."""
   if (root / 'measures').is_dir():
     return 'cvrl'
   if (root / '02_Annotations' / 'ann_audio_sync').is_dir():
     return 'published'
   if (root / '02_Annotations' / 'ann_audio_measure').is_dir():
     return 'swd'
+  if unannotated and (root / 'audio').is_dir():
+    return 'cvrl'
+  if unannotated and (root / '01_RawData' / 'audio_wav').is_dir():
+    return 'published'
   raise DatasetError(
       f'{root}: not a cross-version dataset: expected measures/ (cvrl format), '
       '02_Annotations/ann_audio_sync/ (published layout) or '
@@ -526,8 +532,6 @@ def load_dataset(root, derived_annotations: bool = True) -> Dataset:
                                 pitch_key='arr_0')
   else:
     versions = _find_flat(root, 'ann_audio_measure', framewise=False)
-  if not derived_annotations:
-    versions = [v for v in versions if derived_record(v.measures_path) is None]
   if not versions:
     raise DatasetError(f'{root}: no measure annotations found ({layout} '
                        'layout)')
@@ -549,12 +553,29 @@ def load_dataset(root, derived_annotations: bool = True) -> Dataset:
     splits = read_splits(splits_path)
   else:
     splits, splits_path = default_splits(pieces), None
-  if not derived_annotations:  # pieces whose every annotation was derived
-    splits = {name: tuple(s for s in segments if s.piece in pieces)
-              for name, segments in splits.items()}
-  return Dataset(root=root, layout=layout, pieces=pieces, splits=splits,
-                 instrument_classes=read_classes(root, layout),
-                 framewise=framewise, splits_path=splits_path)
+  dataset = Dataset(root=root, layout=layout, pieces=pieces, splits=splits,
+                    instrument_classes=read_classes(root, layout),
+                    framewise=framewise, splits_path=splits_path)
+  return dataset if derived_annotations else without_derived(dataset)
+
+
+def without_derived(dataset: Dataset) -> Dataset:
+  """The dataset without versions whose annotation cvrl.data.sync derived.
+
+  Pieces left with no version go, and so do their split segments.
+  """
+  pieces = {}
+  for name, piece in dataset.pieces.items():
+    kept = tuple(v for v in piece.versions
+                 if derived_record(v.measures_path) is None)
+    if kept:
+      pieces[name] = dataclasses.replace(piece, versions=kept)
+  if not pieces:
+    raise DatasetError(f'{dataset.root}: no hand-made measure annotations '
+                       'found (every one was derived by cvrl.data.sync)')
+  splits = {name: tuple(s for s in segments if s.piece in pieces)
+            for name, segments in dataset.splits.items()}
+  return dataclasses.replace(dataset, pieces=pieces, splits=splits)
 
 
 # ----------------------------------------------------------------------------

@@ -470,7 +470,7 @@ def open_cache(data_dir, config: ml_collections.ConfigDict,
   with np.load(root / STATS) as stats:
     mean, std = stats['mean'], stats['std']
   if not derived_annotations:
-    dataset = layout.load_dataset(data_dir, derived_annotations=False)
+    dataset = layout.without_derived(dataset)
   if validation:
     dataset = layout.validation_view(dataset)
   return PreparedDataset(

@@ -43,6 +43,7 @@ from ml_collections import config_flags
 import numpy as np
 import tqdm
 
+from configs import sync as sync_config
 from cvrl import audio as audio_lib
 from cvrl import cli
 from cvrl.data import alignment
@@ -444,16 +445,8 @@ def plan(root, reference: Optional[str] = None,
   if not root.is_dir():
     raise layout.DatasetError(f'{root}: dataset folder does not exist')
   if config is None:
-    config = get_default_config()
-  if (root / 'measures').is_dir() or (root / 'audio').is_dir():
-    kind = 'cvrl'
-  elif (root / '02_Annotations' / 'ann_audio_measure').is_dir():
-    kind = 'swd'
-  elif (root / '01_RawData' / 'audio_wav').is_dir():
-    kind = 'published'
-  else:
-    raise layout.DatasetError(
-        f'{root}: no audio/ (cvrl format) or 01_RawData/audio_wav/ folder')
+    config = sync_config.get_config()
+  kind = layout.detect_layout(root, unannotated=True)
   audio = layout.find_audio(root, kind)
   unknown = sorted(set(pieces) - set(audio))
   if unknown:
@@ -492,14 +485,6 @@ def plan(root, reference: Optional[str] = None,
                       targets=targets, checks=checks,
                       config=config.to_dict()))
   return jobs
-
-
-def get_default_config() -> ml_collections.ConfigDict:
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location('sync_config', DEFAULT_CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def warm_up(config: ml_collections.ConfigDict) -> None:

@@ -12,18 +12,25 @@ patches, Adam 2e-3) as
                architecture (the original's framework; tf.function, no XLA)
   pytorch      the same in PyTorch (eager, CPU threads = cores)
 and the demo network (configs/cv.py:demo, 16 triplets of 101 x 128) in cvrl
-fast and plain. Repetitions are interleaved (one step of each in turn), the
-median is reported. GFLOP per step comes from XLA's cost analysis of cvrl's
+fast and plain. Every contender runs with cvrl's allocator setting
+(cvrl/allocator.py, what the binaries do), except `cvrl plain, system
+malloc`: the plain formulation with glibc's defaults, i.e. the step as it
+was before the speed work, run in a child process driven step by step from
+here. Repetitions are interleaved (one step of each in turn), the median is
+reported. GFLOP per step comes from XLA's cost analysis of cvrl's
 step (the same arithmetic in every framework); "of peak" divides the
 achieved rate by this machine's measured float32 matrix-product rate.
-Last line:
+Last lines:
+  demo, formulation alone (both with cvrl's allocator setting): fast/plain=R4
   published: cvrl/tensorflow=R1 cvrl/pytorch=R2  demo: optimised/plain=R3
+where R3 is `cvrl plain, system malloc` over `cvrl fast`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import sys
 import time
 
@@ -37,6 +44,7 @@ import jax  # noqa: E402  pylint: disable=g-import-not-at-top
 import jax.numpy as jnp  # noqa: E402
 
 from configs import cv  # noqa: E402
+from cvrl import allocator  # noqa: E402
 from cvrl import models  # noqa: E402
 from cvrl import train  # noqa: E402
 
@@ -47,6 +55,9 @@ flags.DEFINE_string('variant', 'paper', 'configs/cv.py variant of the '
                     '"published" rows (tests use a small one).')
 flags.DEFINE_string('demo_variant', 'demo', 'configs/cv.py variant of the '
                     '"demo" rows.')
+flags.DEFINE_string('child', None, 'Internal: serve one contender '
+                    '(variant:formulation) step by step over stdin/stdout.')
+SYSTEM_MALLOC = 'cvrl plain, system malloc'
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -85,6 +96,37 @@ def cvrl_step(config, formulation: str):
     jax.block_until_ready(metrics)
   run()
   return run, cost.get('flops', float('nan')) / 1e9
+
+
+def serve_child(spec: str) -> None:
+  """Child process: one cvrl step per 'step' line on stdin, 'ok' after each."""
+  variant, formulation = spec.split(':')
+  run, _ = cvrl_step(cv.get_config(variant), formulation)
+  print('ready', flush=True)
+  for line in sys.stdin:
+    if line.strip() != 'step':
+      break
+    run()
+    print('ok', flush=True)
+
+
+def child_step(variant: str, formulation: str):
+  """step() of a cvrl step in a child process with glibc's malloc defaults."""
+  env = dict(os.environ, CVRL_SYSTEM_MALLOC='1')
+  child = subprocess.Popen(
+      [sys.executable, os.path.abspath(__file__),
+       f'--child={variant}:{formulation}'],
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+  if child.stdout.readline().strip() != 'ready':
+    raise RuntimeError(f'the {variant}:{formulation} child did not start')
+
+  def run():
+    child.stdin.write('step\n')
+    child.stdin.flush()
+    if child.stdout.readline().strip() != 'ok':
+      raise RuntimeError(f'the {variant}:{formulation} child stopped')
+  run.close = lambda: (child.stdin.close(), child.wait())
+  return run
 
 
 def keras_step(config):
@@ -212,26 +254,30 @@ def timed(contenders: dict, repeats: int) -> dict:
 
 def main(argv):
   del argv
+  if FLAGS.child:
+    serve_child(FLAGS.child)
+    return
   peak = matmul_peak_gflops()
   rows = []  # (network, contender, s/step, triplets per step, GFLOP)
   ratios = {}
-  groups = [('demo', cv.get_config(FLAGS.demo_variant))]
+  groups = [('demo', FLAGS.demo_variant)]
   if not FLAGS.skip_published:
-    groups.insert(0, ('published', cv.get_config(FLAGS.variant)))
-  for network, config in groups:
+    groups.insert(0, ('published', FLAGS.variant))
+  for network, variant in groups:
+    config = cv.get_config(variant)
     contenders, gflop = {}, None
     for formulation in ('fast', 'plain'):
-      run, flops = cvrl_step(cv.get_config(
-          FLAGS.variant if network == 'published' else FLAGS.demo_variant),
-          formulation)
+      run, flops = cvrl_step(cv.get_config(variant), formulation)
       contenders[f'cvrl {formulation}'] = run
       gflop = gflop or flops
+    contenders[SYSTEM_MALLOC] = child_step(variant, 'plain')
     if network == 'published':
       for name, make in (('tensorflow', keras_step), ('pytorch', torch_step)):
         run = make(config)
         if run is not None:
           contenders[name] = run
     seconds = timed(contenders, FLAGS.repeats)
+    contenders[SYSTEM_MALLOC].close()
     for name, s in seconds.items():
       rows.append((network, name, s, config.batch_size, gflop))
     best = seconds['cvrl fast']
@@ -240,10 +286,12 @@ def main(argv):
         ratios[f'cvrl/{name}'] = (seconds[name] / best if name in seconds
                                   else None)
     else:
-      ratios['optimised/plain'] = seconds['cvrl plain'] / best
+      ratios['optimised/plain'] = seconds[SYSTEM_MALLOC] / best
+      ratios['fast/plain'] = seconds['cvrl plain'] / best
   print(f'float32 matrix-product rate of this machine: {peak:.0f} GFLOP/s '
         f'({os.cpu_count()} cores); {FLAGS.repeats} interleaved steps each, '
-        'median\n')
+        'median; cvrl\'s allocator setting (cvrl/allocator.py) except where '
+        'the contender says "system malloc"\n')
   print('| network | contender | s/step | triplets/s | GFLOP/step | '
         'GFLOP/s | of peak |')
   print('|---|---|---|---|---|---|---|')
@@ -254,9 +302,12 @@ def main(argv):
   published = (f'published: cvrl/tensorflow={fmt(ratios.get("cvrl/tensorflow"))} '
                f'cvrl/pytorch={fmt(ratios.get("cvrl/pytorch"))}'
                if not FLAGS.skip_published else 'published: skipped')
-  print(f'\n{published}  demo: optimised/plain='
+  print('\ndemo, formulation alone (both with cvrl\'s allocator setting): '
+        f'fast/plain={fmt(ratios["fast/plain"])}')
+  print(f'{published}  demo: optimised/plain='
         f'{fmt(ratios["optimised/plain"])}')
 
 
 if __name__ == '__main__':
+  allocator.keep_freed_memory()  # before JAX starts its threads
   app.run(main)

@@ -62,9 +62,12 @@ def test_step_vs_reference_prints_the_table_and_the_ratio_line():
   assert result.returncode == 0, result.stderr
   rows = [r.split('|') for r in result.stdout.splitlines()
           if r.startswith('| demo')]
-  assert [r[2].strip() for r in rows] == ['cvrl fast', 'cvrl plain']
+  assert [r[2].strip() for r in rows] == [
+      'cvrl fast', 'cvrl plain', 'cvrl plain, system malloc']
   assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows)
-  last = result.stdout.strip().splitlines()[-1]
+  formulation, last = result.stdout.strip().splitlines()[-2:]
+  assert formulation.startswith('demo, formulation alone')
+  assert float(formulation.rsplit('=', 1)[1]) > 0
   assert last.startswith('published: skipped  demo: optimised/plain=')
   assert float(last.rsplit('=', 1)[1]) > 0
 

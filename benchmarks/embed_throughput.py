@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-t
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
+from cvrl import allocator  # noqa: E402
 from cvrl import augment  # noqa: E402  pylint: disable=g-import-not-at-top
 from cvrl import checkpoints  # noqa: E402
 from cvrl import embed  # noqa: E402
@@ -146,4 +147,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  allocator.keep_freed_memory()  # as the binaries do (cvrl/cli.py)
   app.run(main)

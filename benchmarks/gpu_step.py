@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 from configs import cv  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl import allocator  # noqa: E402
 from cvrl import checkpoints  # noqa: E402
 from cvrl import embed  # noqa: E402
 from cvrl import models  # noqa: E402
@@ -127,4 +128,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  allocator.keep_freed_memory()  # as the binaries do (cvrl/cli.py)
   app.run(main)

@@ -160,7 +160,7 @@ def keras_step(config):
         momentum=0.99, epsilon=1e-3)(x))
   x = layers.Dropout(m.dropout_rate)(x)
   x = layers.Dense(m.embedding_dim)(x)
-  model = tf.keras.Model(inputs, tf.math.l2_normalize(x, axis=-1))
+  model = tf.keras.Model(inputs, layers.UnitNormalization(axis=-1)(x))
   optimizer = tf.keras.optimizers.Adam(config.optimizer.learning_rate)
   shape = (config.batch_size,) + models.input_shape(config)
   rng = np.random.default_rng(0)

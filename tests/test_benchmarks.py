@@ -85,3 +85,25 @@ def test_gpu_step_reports_steps_mfu_pipeline_and_embedding(cvrl_dataset):
   assert out.count('\n| 8 |') == 1
   assert 'input pipeline (0 workers' in out and 'keep' in out
   assert 'dense embedding:' in out and 'x real time' in out
+
+
+def test_loss_curves_compares_runs_against_the_reference(tmp_path):
+  """Hand-made metrics: run b's loss is a's + 0.1 everywhere, c stops early."""
+  import json  # pylint: disable=g-import-not-at-top
+  for name, offset, last in (('a', 0.0, 1000), ('b', 0.1, 1000),
+                             ('c', 0.0, 500)):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / 'metrics.jsonl').write_text(''.join(
+        json.dumps(dict(step=s, loss=1.0 / s + offset, steps_per_sec=2.0))
+        + '\n' for s in range(25, last + 1, 25)))
+  rows = run_script('loss_curves.py', '--window=100',
+                    f'--plot={tmp_path / "curves.png"}', '--runs=' + ','.join(
+                        f'{n}={tmp_path / n}' for n in 'abc'))
+  table = {r.split('|')[1].strip(): [c.strip() for c in r.split('|')[2:-1]]
+           for r in rows[1:]}
+  assert table['a'][0] == '1000' and table['c'][0] == '500'
+  assert float(table['a'][3]) == 0.0
+  assert float(table['b'][3]) == float(table['b'][4]) == 0.1
+  assert float(table['c'][3]) == 0.0  # compared on the steps both logged
+  assert float(table['a'][2]) == round(1000 / 2 / 60, 1)  # 1000 steps, 2/s
+  assert (tmp_path / 'curves.png').stat().st_size > 0

@@ -53,12 +53,17 @@ def _conv(x, kernel, padding, time_dilation):
 
 
 def uses_im2col(input_shape, kernel_shape, padding) -> bool:
-  """Whether one example's im2col matrix is small enough (IM2COL_ELEMENTS)."""
+  """Whether one example's im2col matrix is small enough (IM2COL_ELEMENTS).
+
+  The matrix `weight_gradient` builds: one row per position of the padded
+  input flattened with its full width (`_flat_windows`), kh * kw * cin wide.
+  """
   kh, kw, cin, _ = kernel_shape
   (pt, pf) = _padding(padding, (kh, kw))
-  out_t = input_shape[1] + sum(pt) - kh + 1
-  out_f = input_shape[2] + sum(pf) - kw + 1
-  return out_t * out_f * kh * kw * cin <= IM2COL_ELEMENTS
+  rows = input_shape[1] + sum(pt)
+  width = input_shape[2] + sum(pf)
+  length = rows * width - ((kh - 1) * width + kw - 1)
+  return length * kh * kw * cin <= IM2COL_ELEMENTS
 
 
 def _flat_windows(x_flat: jax.Array, kernel, width: int, length: int):

@@ -45,10 +45,12 @@ def test_two_processes_train_like_one(tmp_path):
   # Same global batches, BatchNorm over the global batch, gradients averaged
   # over all devices: the same parameters up to summation order, i.e. to
   # 1e-4 of each array's largest value (an elementwise relative tolerance
-  # failed on one small weight, 1.9e-6 off in an array of values ~0.3).
+  # failed on one small weight, 1.9e-6 off in an array of values ~0.3), and
+  # to 1e-6 for arrays that stay near zero (a bias before BatchNorm, whose
+  # gradient is zero in exact arithmetic: its values are rounding noise).
   def close(a, b):
-    scale = float(np.abs(b).max()) or 1.0
-    np.testing.assert_allclose(a / scale, b / scale, rtol=0, atol=1e-4)
+    atol = 1e-4 * max(float(np.abs(b).max()), 1e-2)
+    np.testing.assert_allclose(a, b, rtol=0, atol=atol)
   jax.tree.map(close, params(tmp_path / 'mp'), params(tmp_path / 'one'))
 
 

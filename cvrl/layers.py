@@ -60,10 +60,16 @@ def uses_im2col(input_shape, kernel_shape, padding) -> bool:
   """
   kh, kw, cin, _ = kernel_shape
   (pt, pf) = _padding(padding, (kh, kw))
-  rows = input_shape[1] + sum(pt)
   width = input_shape[2] + sum(pf)
-  length = rows * width - ((kh - 1) * width + kw - 1)
+  length = _flat_length(input_shape[1] + sum(pt), width, (kh, kw))
   return length * kh * kw * cin <= IM2COL_ELEMENTS
+
+
+def _flat_length(rows: int, width: int, kernel) -> int:
+  """Output positions of a [rows, width] map flattened with its full width
+  whose every tap lies inside the map (the last valid one included)."""
+  kh, kw = kernel
+  return rows * width - ((kh - 1) * width + kw - 1)
 
 
 def _flat_windows(x_flat: jax.Array, kernel, width: int, length: int):
@@ -73,7 +79,7 @@ def _flat_windows(x_flat: jax.Array, kernel, width: int, length: int):
   position p = t * width + f reads x_flat[p + i * width + j]: each tap is one
   contiguous slice (no gather), concatenated along channels to the im2col
   matrix [length, kh * kw * C]. Positions whose f lies past the valid output
-  width are garbage; callers zero (weight gradient) or drop (forward) them.
+  width are garbage; `weight_gradient` zeroes their output gradient.
   """
   kh, kw = kernel
   return jnp.concatenate([x_flat[i * width + j:i * width + j + length]
@@ -101,7 +107,7 @@ def weight_gradient(x: jax.Array, grad: jax.Array, kernel_shape,
   batch, rows, width, _ = x.shape
   out_t, out_f = grad.shape[1], grad.shape[2]
   grad = jnp.pad(grad, ((0, 0), (0, rows - out_t), (0, width - out_f), (0, 0)))
-  length = rows * width - ((kh - 1) * width + kw - 1)
+  length = _flat_length(rows, width, (kh, kw))
 
   def add_example(total, example):
     xb, gb = example

@@ -120,13 +120,12 @@ def assert_step_close(fast, plain, tolerance):
   are all far below the largest gradient (zero in exact arithmetic) are
   compared against 1 % of that instead of their own rounding noise."""
   largest = max(float(np.abs(g).max()) for g in jax.tree.leaves(plain[1]))
-  for path, a in jax.tree_util.tree_flatten_with_path(fast)[0]:
-    b = plain
-    for key in path:
-      b = b[key.idx if hasattr(key, 'idx') else key.key]
+
+  def close(path, a, b):
     scale = max(float(np.abs(b).max()), 0.01 * largest) or 1.0
     np.testing.assert_allclose(a / scale, b / scale, atol=tolerance, rtol=0,
                                err_msg=jax.tree_util.keystr(path))
+  jax.tree_util.tree_map_with_path(close, fast, plain)
 
 
 @pytest.mark.parametrize('variant', ['paper', '', 'demo'])

@@ -88,7 +88,9 @@ def main(argv):
   del argv
   device = jax.devices()[0]
   print(f'{jax.local_device_count()} x {device.device_kind} ({device.platform}), '
-        f'jax {jax.__version__}; configs/cv.py:{FLAGS.variant}; MFU against '
+        f'jax {jax.__version__}; configs/cv.py:{FLAGS.variant} '
+        f'({models.formulation(cv.get_config(FLAGS.variant))} formulation: '
+        'XLA counts a scan body once, so GFLOP is exact for plain); MFU against '
         f'{FLAGS.peak_tflops:g} TFLOP/s per device x {jax.local_device_count()}\n')
   print('| global batch (triplets) | s/step | steps/s | triplets/s | GFLOP/step '
         '| TFLOP/s | MFU |')

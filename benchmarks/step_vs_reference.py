@@ -1,6 +1,7 @@
 r"""cvrl's triplet train step against the frameworks a user would otherwise pick.
 
   .venv/bin/python benchmarks/step_vs_reference.py [--repeats=5] [--skip_published]
+      [--published_plain]
   (TensorFlow / PyTorch rows need `pip install -e '.[bench]'`; without them
   those rows are left out and the ratio says n/a.)
 
@@ -12,14 +13,15 @@ patches, Adam 2e-3) as
                architecture (the original's framework; tf.function, no XLA)
   pytorch      the same in PyTorch (eager, CPU threads = cores)
 and the demo network (configs/cv.py:demo, 16 triplets of 101 x 128) in cvrl
-fast and plain. Every contender runs with cvrl's allocator setting
-(cvrl/allocator.py, what the binaries do), except `cvrl plain, system
-malloc`: the plain formulation with glibc's defaults, i.e. the step as it
-was before the speed work, run in a child process driven step by step from
-here. Repetitions are interleaved (one step of each in turn), the median is
-reported. GFLOP per step comes from XLA's cost analysis of cvrl's
-step (the same arithmetic in every framework); "of peak" divides the
-achieved rate by this machine's measured float32 matrix-product rate.
+fast and plain. Each contender runs in its own process (as a user runs one
+framework), driven one step at a time from here, so the repetitions are
+interleaved (one step of each in turn); the median is reported. Every
+contender runs with cvrl's allocator setting (cvrl/allocator.py, what the
+binaries do), except `cvrl plain, system malloc`: the plain formulation
+with glibc's defaults, i.e. the step as it was before the speed work.
+GFLOP per step comes from XLA's cost analysis of cvrl's plain step (the
+same arithmetic in every framework); "of peak" divides the achieved rate by
+this machine's measured float32 matrix-product rate.
 Last lines:
   demo, formulation alone (both with cvrl's allocator setting): fast/plain=R4
   published: cvrl/tensorflow=R1 cvrl/pytorch=R2  demo: optimised/plain=R3
@@ -29,6 +31,7 @@ where R3 is `cvrl plain, system malloc` over `cvrl fast`.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
@@ -51,6 +54,9 @@ from cvrl import train  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('repeats', 5, 'Timed steps of each contender.')
 flags.DEFINE_bool('skip_published', False, 'Only the demo rows (fast check).')
+flags.DEFINE_bool('published_plain', False, 'Also time the published step in '
+                  'the plain formulations (~35-45 s each on 2 cores; they '
+                  'make each round ~4x longer).')
 flags.DEFINE_string('variant', 'paper', 'configs/cv.py variant of the '
                     '"published" rows (tests use a small one).')
 flags.DEFINE_string('demo_variant', 'demo', 'configs/cv.py variant of the '
@@ -71,7 +77,13 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
   return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def cvrl_step(config, formulation: str):
+def plain_gflop(config) -> float:
+  """XLA's GFLOP count of the plain formulation's step (compiled, not run)."""
+  return cvrl_step(config.copy_and_resolve_references(), 'plain',
+                   warm_up=False)[1]
+
+
+def cvrl_step(config, formulation: str, warm_up: bool = True):
   """(step(), GFLOP per step) of cvrl's triplet step on random patches."""
   config = cv.get_config(config) if isinstance(config, str) else config
   config.compute.formulation = formulation
@@ -94,15 +106,30 @@ def cvrl_step(config, formulation: str):
   def run():
     holder[0], metrics = compiled(holder[0], batch, key)
     jax.block_until_ready(metrics)
-  run()
+  if warm_up:
+    run()
   return run, cost.get('flops', float('nan')) / 1e9
 
 
+STEPS = {}  # framework -> step(config) factory, filled below
+
+
 def serve_child(spec: str) -> None:
-  """Child process: one cvrl step per 'step' line on stdin, 'ok' after each."""
-  variant, formulation = spec.split(':')
-  run, _ = cvrl_step(cv.get_config(variant), formulation)
-  print('ready', flush=True)
+  """Child process: one step per 'step' line on stdin, 'ok' after each.
+
+  spec: 'framework:variant[:formulation]'. First line: 'ready GFLOP' (XLA's
+  count for cvrl, nan otherwise), or 'missing' without the framework.
+  """
+  framework, variant, *formulation = spec.split(':')
+  config = cv.get_config(variant)
+  if framework == 'cvrl':
+    run, gflop = cvrl_step(config, formulation[0])
+  else:
+    run, gflop = STEPS[framework](config), float('nan')
+  if run is None:
+    print('missing', flush=True)
+    return
+  print(f'ready {gflop}', flush=True)
   for line in sys.stdin:
     if line.strip() != 'step':
       break
@@ -110,21 +137,39 @@ def serve_child(spec: str) -> None:
     print('ok', flush=True)
 
 
-def child_step(variant: str, formulation: str):
-  """step() of a cvrl step in a child process with glibc's malloc defaults."""
-  env = dict(os.environ, CVRL_SYSTEM_MALLOC='1')
-  child = subprocess.Popen(
-      [sys.executable, os.path.abspath(__file__),
-       f'--child={variant}:{formulation}'],
+def start_child(spec: str, system_malloc: bool = False) -> subprocess.Popen:
+  """A child process serving one contender (`serve_child`); it compiles and
+  warms up while the other children start."""
+  env = dict(os.environ)
+  if system_malloc:
+    env['CVRL_SYSTEM_MALLOC'] = '1'
+  return subprocess.Popen(
+      [sys.executable, os.path.abspath(__file__), f'--child={spec}'],
       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-  if child.stdout.readline().strip() != 'ready':
-    raise RuntimeError(f'the {variant}:{formulation} child did not start')
+
+
+def child_step(child: subprocess.Popen, spec: str):
+  """step() of the contender a started child serves (None if missing).
+
+  Every contender runs in its own process, as a user runs one framework:
+  in one shared process the frameworks' thread pools and heaps slowed each
+  other (cvrl's published step took 14.0 s there, 8.7 s alone). Driven one
+  step at a time from here, so the repetitions stay interleaved.
+  run.gflop: XLA's count of the step (cvrl), nan for the others.
+  """
+  first = child.stdout.readline().split()
+  if first == ['missing']:
+    child.wait()
+    return None
+  if not first or first[0] != 'ready':
+    raise RuntimeError(f'the {spec} child did not start')
 
   def run():
     child.stdin.write('step\n')
     child.stdin.flush()
     if child.stdout.readline().strip() != 'ok':
-      raise RuntimeError(f'the {variant}:{formulation} child stopped')
+      raise RuntimeError(f'the {spec} child stopped')
+  run.gflop = float(first[1])
   run.close = lambda: (child.stdin.close(), child.wait())
   return run
 
@@ -241,6 +286,9 @@ def torch_step(config):
   return run
 
 
+STEPS.update(tensorflow=keras_step, pytorch=torch_step)
+
+
 def timed(contenders: dict, repeats: int) -> dict:
   """Median seconds per step, repetitions interleaved across contenders."""
   times = {name: [] for name in contenders}
@@ -260,28 +308,35 @@ def main(argv):
   peak = matmul_peak_gflops()
   rows = []  # (network, contender, s/step, triplets per step, GFLOP)
   ratios = {}
-  # The demo rows first: the published contenders (Keras, PyTorch and four
-  # large XLA programs) keep gigabytes allocated in this process afterwards,
-  # which slowed the in-process demo contenders against the fresh child.
+  # One group at a time (the demo's children end before the published ones
+  # start), so each group's processes have the machine to themselves.
   groups = [('demo', FLAGS.demo_variant)]
   if not FLAGS.skip_published:
     groups.append(('published', FLAGS.variant))
   for network, variant in groups:
     config = cv.get_config(variant)
-    contenders, gflop = {}, None
-    for formulation in ('fast', 'plain'):
-      run, flops = cvrl_step(cv.get_config(variant), formulation)
-      contenders[f'cvrl {formulation}'] = run
-      if formulation == 'plain':  # XLA counts a scan's body once: the fast
-        gflop = flops  # form's count is too low, the plain one is the model
-    contenders[SYSTEM_MALLOC] = child_step(variant, 'plain')
+    specs = {f'cvrl {f}': (f'cvrl:{variant}:{f}', False)
+             for f in ('fast', 'plain')}
+    specs[SYSTEM_MALLOC] = (f'cvrl:{variant}:plain', True)
     if network == 'published':
-      for name, make in (('tensorflow', keras_step), ('pytorch', torch_step)):
-        run = make(config)
-        if run is not None:
-          contenders[name] = run
+      if not FLAGS.published_plain:
+        specs = {'cvrl fast': specs['cvrl fast']}
+      specs.update((name, (f'{name}:{variant}', False))
+                   for name, module in (('tensorflow', 'tensorflow'),
+                                        ('pytorch', 'torch'))
+                   if importlib.util.find_spec(module))  # else: rows left out
+    children = {name: start_child(*spec) for name, spec in specs.items()}
+    # XLA counts a scan's body once, so the fast form's count is too low:
+    # the plain program's is the model's arithmetic (compiled here, while
+    # the children compile, when no plain contender runs).
+    gflop = None if 'cvrl plain' in specs else plain_gflop(config)
+    contenders = {name: child_step(child, specs[name][0])
+                  for name, child in children.items()}
+    contenders = {name: run for name, run in contenders.items() if run}
+    gflop = gflop or contenders['cvrl plain'].gflop
     seconds = timed(contenders, FLAGS.repeats)
-    contenders[SYSTEM_MALLOC].close()
+    for run in contenders.values():
+      run.close()
     for name, s in seconds.items():
       rows.append((network, name, s, config.batch_size, gflop))
     best = seconds['cvrl fast']

@@ -98,8 +98,10 @@ def get_config(method: str, variant: str = '') -> ml_collections.ConfigDict:
   # How the model is computed, not what: 'fast' (cvrl/layers.py: convolution
   # and pool gradients that XLA:CPU runs fast) or 'plain' (flax's nn.Conv and
   # nn.max_pool). Same parameters and checkpoints; outputs and gradients
-  # equal up to float rounding (tests/test_models.py).
-  config.compute = ml_collections.ConfigDict(dict(formulation='fast'))
+  # equal up to float rounding (tests/test_models.py). 'auto': fast on CPU,
+  # where it was measured to win (docs/speed.md), plain on GPU / TPU, whose
+  # convolution libraries the fast form's scans would bypass.
+  config.compute = ml_collections.ConfigDict(dict(formulation='auto'))
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adam',

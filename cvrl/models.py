@@ -28,7 +28,7 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), eps))
 
 
-FORMULATIONS = ('fast', 'plain')
+FORMULATIONS = ('fast', 'plain')  # config.compute.formulation: also 'auto'
 
 
 class FastConv(nn.Module):
@@ -142,8 +142,8 @@ class Encoder(nn.Module):
     """
     x = inputs
     if self.formulation not in FORMULATIONS:
-      raise ValueError(f'formulation={self.formulation!r}: one of '
-                       f'{FORMULATIONS}')
+      raise ValueError(f'config.compute.formulation={self.formulation!r}: '
+                       f"one of {FORMULATIONS + ('auto',)}")
     conv = functools.partial(ConvBlock, leaky_slope=self.leaky_slope,
                              axis_name=self.axis_name,
                              formulation=self.formulation)
@@ -215,13 +215,20 @@ def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
   return (config.data.patch_frames, bins, channels)
 
 
+def formulation(config: ml_collections.ConfigDict) -> str:
+  """config.compute.formulation, 'auto' resolved for this process' backend."""
+  # Outside config.model, so workdirs trained before it existed resume.
+  name = config.get('compute', {}).get('formulation', 'auto')
+  if name == 'auto':
+    return 'fast' if jax.default_backend() == 'cpu' else 'plain'
+  return name
+
+
 def create_model(config: ml_collections.ConfigDict, num_classes: int = 0,
                  axis_name: Optional[str] = None) -> Encoder:
   # Tuples, also for configs read back from config.json (lists), so the
   # module stays hashable (a static argument of jit).
   fields = {k: tuple(v) if isinstance(v, list) else v
             for k, v in config.model.to_dict().items()}
-  # Outside config.model, so workdirs trained before it existed resume.
-  formulation = config.get('compute', {}).get('formulation', 'fast')
   return Encoder(**fields, num_classes=num_classes, axis_name=axis_name,
-                 formulation=formulation)
+                 formulation=formulation(config))

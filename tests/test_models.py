@@ -143,3 +143,18 @@ def test_fast_formulation_equals_plain_in_the_train_step(variant):
     config.compute.formulation = formulation
     results[formulation] = train_step_gradients(config, batch)
   assert_step_close(results['fast'], results['plain'], 1e-4)
+
+
+def test_auto_formulation_is_fast_on_cpu_and_plain_elsewhere(monkeypatch):
+  config = cv.get_config('test')
+  assert config.compute.formulation == 'auto'  # the default
+  assert models.formulation(config) == 'fast'  # tests run on CPU
+  assert models.create_model(config).formulation == 'fast'
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert models.formulation(config) == 'plain'
+  config.compute.formulation = 'fast'  # an explicit choice is kept
+  assert models.formulation(config) == 'fast'
+  config.compute.formulation = 'quick'
+  model = models.create_model(config)
+  with pytest.raises(ValueError, match="formulation='quick'"):
+    model.init(jax.random.key(0), jnp.zeros((2,) + models.input_shape(config)))

@@ -289,6 +289,22 @@ def torch_step(config):
 STEPS.update(tensorflow=keras_step, pytorch=torch_step)
 
 
+def contender_specs(network: str, variant: str,
+                    published_plain: bool) -> dict:
+  """{row name: (child spec, system malloc)} of one group of contenders."""
+  specs = {f'cvrl {f}': (f'cvrl:{variant}:{f}', False)
+           for f in ('fast', 'plain')}
+  specs[SYSTEM_MALLOC] = (f'cvrl:{variant}:plain', True)
+  if network == 'published':
+    if not published_plain:
+      specs = {'cvrl fast': specs['cvrl fast']}
+    specs.update((name, (f'{name}:{variant}', False))
+                 for name, module in (('tensorflow', 'tensorflow'),
+                                      ('pytorch', 'torch'))
+                 if importlib.util.find_spec(module))  # else: rows left out
+  return specs
+
+
 def timed(contenders: dict, repeats: int) -> dict:
   """Median seconds per step, repetitions interleaved across contenders."""
   times = {name: [] for name in contenders}
@@ -315,16 +331,7 @@ def main(argv):
     groups.append(('published', FLAGS.variant))
   for network, variant in groups:
     config = cv.get_config(variant)
-    specs = {f'cvrl {f}': (f'cvrl:{variant}:{f}', False)
-             for f in ('fast', 'plain')}
-    specs[SYSTEM_MALLOC] = (f'cvrl:{variant}:plain', True)
-    if network == 'published':
-      if not FLAGS.published_plain:
-        specs = {'cvrl fast': specs['cvrl fast']}
-      specs.update((name, (f'{name}:{variant}', False))
-                   for name, module in (('tensorflow', 'tensorflow'),
-                                        ('pytorch', 'torch'))
-                   if importlib.util.find_spec(module))  # else: rows left out
+    specs = contender_specs(network, variant, FLAGS.published_plain)
     children = {name: start_child(*spec) for name, spec in specs.items()}
     # XLA counts a scan's body once, so the fast form's count is too low:
     # the plain program's is the model's arithmetic (compiled here, while

@@ -35,11 +35,13 @@ def test_version_similarity_separates_corresponding_frames(cvrl_dataset):
 
 
 def test_train_throughput_reports_steps_and_pipeline(cvrl_dataset):
-  prepare.prepare(cvrl_dataset, audio.feature_config(), progress=False)
+  # The tiny test network (the demo's compile alone took ~30 s of CI).
+  prepare.prepare(cvrl_dataset, cv.get_config('test').features,
+                  progress=False)
   rows = run_script('train_throughput.py', f'--data={cvrl_dataset}',
-                    '--variants=demo', '--pipeline_variants=demo',
+                    '--variants=test', '--pipeline_variants=test',
                     '--workers=0', '--steps=1', '--batches=2')
-  step_rows = [r for r in rows if r.startswith('| cv:demo | 101x128x1')]
+  step_rows = [r for r in rows if r.startswith('| cv:test | 31x32x1')]
   assert len(step_rows) == 1 and float(step_rows[0].split('|')[5]) > 0
   pipeline_rows = [r for r in rows if r.split('|')[2].strip() in ('on', 'off')]
   assert len(pipeline_rows) == 2

@@ -1,9 +1,17 @@
 """Fixtures shared by the tests; helpers live in helpers.py."""
 
 import os
+import shutil
+import tempfile
 
 # Eight simulated accelerators, so pmap code paths run on CPU in CI.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+# One persistent XLA compilation cache for the test run: made here in the
+# controller, inherited by the xdist workers and every binary a test starts.
+# Many tests train the same tiny config in a fresh process, and each
+# compiled the same train step again.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      tempfile.mkdtemp(prefix='cvrl-test-xla-cache-'))
 
 import pytest  # noqa: E402
 
@@ -20,6 +28,12 @@ def pytest_configure(config):
   if not hasattr(config, 'workerinput'):
     from cvrl import audio  # pylint: disable=g-import-not-at-top
     audio.warm_up()
+
+
+def pytest_unconfigure(config):
+  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', '')
+  if not hasattr(config, 'workerinput') and 'cvrl-test-xla-cache-' in cache:
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture

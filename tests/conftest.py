@@ -10,8 +10,9 @@ os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 # controller, inherited by the xdist workers and every binary a test starts.
 # Many tests train the same tiny config in a fresh process, and each
 # compiled the same train step again.
-os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
-                      tempfile.mkdtemp(prefix='cvrl-test-xla-cache-'))
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
+      prefix='cvrl-test-xla-cache-')
 
 import pytest  # noqa: E402
 

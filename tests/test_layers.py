@@ -23,21 +23,44 @@ def assert_close(fast, plain):
                                atol=RTOL, rtol=0)
 
 
-@pytest.mark.parametrize('shape,kernel,padding', [
+CONV_CASES = [
     ((3, 20, 17, 4), (3, 3), 'VALID'), ((2, 15, 12, 1), (3, 3), 'SAME'),
-    ((2, 11, 30, 5), (7, 5), 'SAME'), ((2, 9, 8, 6), (4, 2), 'SAME')])
-def test_conv2d_value_and_gradients(shape, kernel, padding):
+    ((2, 11, 30, 5), (7, 5), 'SAME'), ((2, 9, 8, 6), (4, 2), 'SAME')]
+# Large kernels, which conv2d convolves through FFTs (odd and even extents,
+# so SAME pads unequally; one channel; a grid that is not a power of two).
+FFT_CASES = [
+    ((2, 21, 26, 5), (15, 15), 'SAME'), ((2, 18, 16, 3), (7, 8), 'VALID'),
+    ((1, 13, 11, 1), (9, 9), 'SAME'), ((2, 10, 17, 2), (6, 10), 'SAME')]
+
+
+@pytest.mark.parametrize('conv,shape,kernel,padding', [
+    (layers.conv2d, *case) for case in CONV_CASES + FFT_CASES] + [
+    (layers.fft_conv2d, *case) for case in CONV_CASES])
+def test_conv2d_value_and_gradients(conv, shape, kernel, padding):
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=shape), jnp.float32)
   k = jnp.asarray(rng.normal(size=kernel + (shape[-1], 3)), jnp.float32)
-  # One-channel inputs are shifted multiply-adds: equal up to summation order.
-  assert_close(layers.conv2d(x, k, padding), lax_conv(x, k, padding=padding))
+  # Shifted multiply-adds and FFTs: equal up to summation order and rounding.
+  assert_close(conv(x, k, padding), lax_conv(x, k, padding=padding))
   loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)))
-  fast = jax.grad(loss(lambda x, k: layers.conv2d(x, k, padding)),
+  fast = jax.grad(loss(lambda x, k: conv(x, k, padding)),
                   argnums=(0, 1))(x, k)
   plain = jax.grad(loss(lambda x, k: lax_conv(x, k, padding=padding)),
                    argnums=(0, 1))(x, k)
   assert_close(fast, plain)
+
+
+def test_large_kernels_go_through_ffts():
+  x, k = jnp.ones((1, 20, 20, 2)), jnp.ones((7, 7, 2, 3))
+  assert layers.FFT_TAPS <= 7 * 7
+  jaxpr = str(jax.make_jaxpr(jax.grad(
+      lambda k: layers.conv2d(x, k, 'SAME').sum()))(k))
+  assert 'fft' in jaxpr and 'conv_general_dilated' not in jaxpr
+
+
+def test_fft_size_is_five_smooth():
+  assert [layers._fft_size(n) for n in (215, 266, 1, 7, 11, 64)] == [
+      216, 270, 1, 8, 12, 64]
 
 
 def test_large_im2col_keeps_xla_gradients(monkeypatch):

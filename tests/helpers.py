@@ -6,12 +6,30 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import soundfile as sf
 
 SR = 22050
 HOP = 512
 ROOT = pathlib.Path(__file__).parents[1]
+
+
+def assert_trees_close(actual, expected, tolerance: float,
+                       floor: float = 0.0):
+  """Every array of `actual` within `tolerance` of `expected`'s largest value.
+
+  Scale-relative because float32 summation order differs between
+  formulations and processes. An array whose largest value is below `floor`
+  (zero in exact arithmetic, e.g. a bias before BatchNorm: its values are
+  rounding noise) is held to `floor` instead of its own scale.
+  """
+  def close(path, a, b):
+    scale = max(float(np.abs(b).max()), floor) or 1.0
+    np.testing.assert_allclose(np.asarray(a) / scale, np.asarray(b) / scale,
+                               atol=tolerance, rtol=0,
+                               err_msg=jax.tree_util.keystr(path))
+  jax.tree_util.tree_map_with_path(close, actual, expected)
 
 
 def run_python(*args, timeout=600):

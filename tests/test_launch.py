@@ -4,9 +4,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import jax
-
 import helpers
 from configs import cv
 from cvrl import checkpoints
@@ -48,10 +45,8 @@ def test_two_processes_train_like_one(tmp_path):
   # failed on one small weight, 1.9e-6 off in an array of values ~0.3), and
   # to 1e-6 for arrays that stay near zero (a bias before BatchNorm, whose
   # gradient is zero in exact arithmetic: its values are rounding noise).
-  def close(a, b):
-    atol = 1e-4 * max(float(np.abs(b).max()), 1e-2)
-    np.testing.assert_allclose(a, b, rtol=0, atol=atol)
-  jax.tree.map(close, params(tmp_path / 'mp'), params(tmp_path / 'one'))
+  helpers.assert_trees_close(params(tmp_path / 'mp'), params(tmp_path / 'one'),
+                             1e-4, floor=1e-2)
 
 
 def test_cluster_scripts_parse():

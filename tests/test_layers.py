@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import helpers
 from cvrl import layers
 
 RTOL = 1e-4  # float32 summation order differs; relative to the largest value
@@ -17,10 +18,7 @@ def lax_conv(x, kernel, strides=(1, 1), padding='VALID'):
 
 
 def assert_close(fast, plain):
-  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
-    scale = float(jnp.abs(b).max()) or 1.0
-    np.testing.assert_allclose(np.asarray(a) / scale, np.asarray(b) / scale,
-                               atol=RTOL, rtol=0)
+  helpers.assert_trees_close(fast, plain, RTOL)
 
 
 CONV_CASES = [

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import helpers
 from configs import cv
 from configs import sup
 from cvrl import models
@@ -120,12 +121,7 @@ def assert_step_close(fast, plain, tolerance):
   are all far below the largest gradient (zero in exact arithmetic) are
   compared against 1 % of that instead of their own rounding noise."""
   largest = max(float(np.abs(g).max()) for g in jax.tree.leaves(plain[1]))
-
-  def close(path, a, b):
-    scale = max(float(np.abs(b).max()), 0.01 * largest) or 1.0
-    np.testing.assert_allclose(a / scale, b / scale, atol=tolerance, rtol=0,
-                               err_msg=jax.tree_util.keystr(path))
-  jax.tree_util.tree_map_with_path(close, fast, plain)
+  helpers.assert_trees_close(fast, plain, tolerance, floor=0.01 * largest)
 
 
 @pytest.mark.parametrize('variant', ['paper', '', 'demo'])

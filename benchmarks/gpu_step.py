@@ -25,7 +25,6 @@ import time
 
 from absl import app
 from absl import flags
-import flax
 import jax
 import numpy as np
 
@@ -36,7 +35,6 @@ from cvrl import allocator  # noqa: E402
 from cvrl import checkpoints  # noqa: E402
 from cvrl import embed  # noqa: E402
 from cvrl import models  # noqa: E402
-from cvrl import train  # noqa: E402
 import train_throughput  # noqa: E402  (benchmarks/, beside this file)
 
 FLAGS = flags.FLAGS
@@ -53,31 +51,12 @@ flags.DEFINE_float('embed_seconds', 600.0, 'Audio seconds to embed densely.')
 
 def time_step(config, batch_size: int) -> dict:
   """Median s/step and GFLOP/step of the pmapped CV step at `batch_size`."""
-  devices = jax.local_device_count()
-  if batch_size % devices:
-    raise app.UsageError(f'batch {batch_size} does not split over '
-                         f'{devices} devices')
   config.batch_size = batch_size
-  model = models.create_model(config, axis_name=train.AXIS)
-  state = flax.jax_utils.replicate(
-      train.create_train_state(jax.random.key(0), config, model))
-  rng = flax.jax_utils.replicate(jax.random.key(1))
-  shape = (devices, batch_size // devices) + models.input_shape(config)
-  data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-  batch = dict(anchor=data, positive=data[:, ::-1].copy(), negative=-data)
-  step = train.pmapped_train_step(config)
-  lowered = step.lower(state, batch, rng)
-  cost = lowered.compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  # pmap's cost analysis is per device; the step runs on all of them.
-  gflop = cost.get('flops', float('nan')) * devices / 1e9
-  state, metrics = step(state, batch, rng)  # compile and warm up
-  jax.block_until_ready(metrics)
+  run, gflop = train_throughput.pmapped_step(config)
   times = []
   for _ in range(FLAGS.steps):
     start = time.perf_counter()
-    state, metrics = step(state, batch, rng)
-    jax.block_until_ready(metrics)
+    run()
     times.append(time.perf_counter() - start)
   seconds = statistics.median(times)
   return dict(batch=batch_size, step_s=seconds, triplets_s=batch_size / seconds,

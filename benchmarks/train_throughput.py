@@ -50,9 +50,19 @@ def config_for(variant: str):
   return cv.get_config('' if variant == 'default' else variant)
 
 
-def time_train_step(variant: str) -> dict:
-  config = config_for(variant)
+def pmapped_step(config, count_flops: bool = True):
+  """(run(), GFLOP per step) of the config's pmapped train step.
+
+  run() takes one step on fixed random triplets, split over this host's
+  devices, and waits for it; the first (compiling) step is taken here.
+  GFLOP is XLA's count for all devices together (pmap's is per device);
+  nan without count_flops, which saves a second compile. Shared with
+  gpu_step.py.
+  """
   devices = jax.local_device_count()
+  if config.batch_size % devices:
+    raise app.UsageError(f'batch {config.batch_size} does not split over '
+                         f'{devices} devices')
   model = models.create_model(config, axis_name=train.AXIS)
   state = flax.jax_utils.replicate(
       train.create_train_state(jax.random.key(0), config, model))
@@ -61,12 +71,26 @@ def time_train_step(variant: str) -> dict:
   data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
   batch = dict(anchor=data, positive=data[:, ::-1].copy(), negative=-data)
   step = train.pmapped_train_step(config)
-  state, metrics = step(state, batch, rng)  # compile
-  jax.block_until_ready(metrics)
+  gflop = float('nan')
+  if count_flops:
+    cost = step.lower(state, batch, rng).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    gflop = cost.get('flops', float('nan')) * devices / 1e9
+  holder = [state]
+
+  def run():
+    holder[0], metrics = step(holder[0], batch, rng)
+    jax.block_until_ready(metrics)
+  run()  # compile and warm up
+  return run, gflop
+
+
+def time_train_step(variant: str) -> dict:
+  config = config_for(variant)
+  run, _ = pmapped_step(config, count_flops=False)
   start = time.perf_counter()
   for _ in range(FLAGS.steps):
-    state, metrics = step(state, batch, rng)
-    jax.block_until_ready(metrics)
+    run()
   seconds = (time.perf_counter() - start) / FLAGS.steps
   return dict(variant=variant, shape=models.input_shape(config),
               batch=config.batch_size, step_s=seconds,

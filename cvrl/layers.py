@@ -186,12 +186,9 @@ def _fft_size(n: int) -> int:
     n += 1
 
 
-def _fft_geometry(x_shape, kernel_shape, padding):
-  """(padding, padded rows and width, FFT grid) of an fft_conv2d."""
-  pads = _padding(padding, kernel_shape[:2])
-  rows = x_shape[1] + sum(pads[0])
-  width = x_shape[2] + sum(pads[1])
-  return pads, rows, width, (_fft_size(rows), _fft_size(width))
+def _fft_grid(rows: int, width: int) -> tuple[int, int]:
+  """The FFT grid of a padded [rows, width] input: no wrap-around."""
+  return _fft_size(rows), _fft_size(width)
 
 
 def _spectrum(x: jax.Array, grid) -> jax.Array:
@@ -240,7 +237,9 @@ def fft_conv2d(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
 
 def _fft_conv2d_fwd(x, kernel, padding):
   kh, kw = kernel.shape[:2]
-  pads, rows, width, grid = _fft_geometry(x.shape, kernel.shape, padding)
+  pads = _padding(padding, (kh, kw))
+  rows, width = x.shape[1] + sum(pads[0]), x.shape[2] + sum(pads[1])
+  grid = _fft_grid(rows, width)
   x_spec = _spectrum(jnp.pad(x, ((0, 0), *pads, (0, 0))), grid)
   k_spec = jnp.conj(_spectrum(kernel.transpose(3, 0, 1, 2), grid))  # [O, C, ..]
   y_spec = _channel_sum(x_spec, k_spec)
@@ -254,7 +253,7 @@ def _fft_conv2d_bwd(padding, saved, grad):
   (pt, pf) = _padding(padding, (kh, kw))
   out_t, out_f = grad.shape[1:3]
   rows, width = out_t + kh - 1, out_f + kw - 1
-  grid = (_fft_size(rows), _fft_size(width))
+  grid = _fft_grid(rows, width)
   g_spec = _spectrum(grad, grid)  # [B, O, n1, h]
   # dK[i, j, c, o] = sum_b (x_pad[b, :, :, c] correlated with grad[b, ..., o])
   # at lag (i, j): per bin, sum_b X[b, c] * conj(G[b, o]).

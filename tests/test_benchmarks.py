@@ -2,7 +2,6 @@
 
 
 import re
-import sys
 
 import helpers
 from configs import cv
@@ -82,7 +81,7 @@ def test_step_vs_reference_prints_the_table_and_the_ratio_line():
 
 
 def test_step_vs_reference_published_contenders_and_flops(monkeypatch):
-  sys.path.insert(0, str(ROOT / 'benchmarks'))
+  monkeypatch.syspath_prepend(str(ROOT / 'benchmarks'))
   import step_vs_reference as bench  # pylint: disable=g-import-not-at-top
   installed = {'torch'}  # as if only PyTorch were installed
   monkeypatch.setattr(bench.importlib.util, 'find_spec',

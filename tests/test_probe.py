@@ -10,6 +10,7 @@ import helpers
 from configs import cv
 from configs import evaluation
 from cvrl.evaluation import probe
+from cvrl.evaluation import representations
 
 PUBLISHED, STRONG = probe.settings_from_config(evaluation.get_config().probe)
 
@@ -105,10 +106,11 @@ def test_probe_binary_writes_json_markdown_png(trained_workdir, representation,
 def test_probe_binary_on_a_layer_before_the_embedding(trained_workdir):
   result = helpers.run_python(
       '-m', 'cvrl.probe', f'--workdir={trained_workdir}', '--layer=dense0',
-      '--seeds=1', '--hop=3')
+      '--seeds=1', '--hop=3', '--step=2')
   assert result.returncode == 0, result.stderr
+  # An explicit --step names the report, so it cannot overwrite the latest's.
   report = json.loads((trained_workdir / 'probe' /
-                       'embedding_dense0-instruments.json').read_text())
+                       'embedding_dense0_step2-instruments.json').read_text())
   assert report['layer'] == 'dense0'
   cached = list((trained_workdir / 'embeddings').glob('step_*/hop_3_dense0'))
   assert cached, 'dense0 outputs are cached apart from the embedding'
@@ -121,6 +123,15 @@ def test_probe_binary_on_a_layer_before_the_embedding(trained_workdir):
       '--representation=mfcc')
   assert baseline.returncode == 1
   assert 'needs --representation=embedding' in baseline.stderr
+
+
+def test_report_names_say_layer_step_and_split():
+  assert representations.name('embedding') == 'embedding'
+  assert representations.name('embedding', 'dense0', True,
+                              3000) == 'embedding_dense0_step3000-val'
+  assert representations.name('embedding', step=250) == 'embedding_step250'
+  # Baselines have no checkpoint: a step does not rename them.
+  assert representations.name('mfcc', validation=True, step=250) == 'mfcc-val'
 
 
 def test_probe_without_checkpoint_is_a_clear_error(tmp_path):

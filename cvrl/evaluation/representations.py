@@ -83,10 +83,14 @@ def baseline_features(kind: str, path: pathlib.Path, config,
 
 
 def name(representation: str, layer: str = 'embedding',
-         validation: bool = False) -> str:
+         validation: bool = False, step: Optional[int] = None) -> str:
   """What reports and files call a representation: 'embedding',
-  'embedding_dense0', 'mfcc-val' (on the validation pieces)."""
+  'embedding_dense0', 'mfcc-val' (on the validation pieces),
+  'embedding_step3000' (an explicit --step, so probing an earlier checkpoint
+  does not overwrite the latest one's report)."""
   out = representation if layer == 'embedding' else f'{representation}_{layer}'
+  if step is not None and representation == 'embedding':
+    out += f'_step{step}'
   return out + ('-val' if validation else '')
 
 
@@ -150,7 +154,7 @@ def on_validation() -> bool:
 
 def flag_name() -> str:
   """name() of the representation, layer and split the flags ask for."""
-  return name(FLAGS.representation, FLAGS.layer, on_validation())
+  return name(FLAGS.representation, FLAGS.layer, on_validation(), FLAGS.step)
 
 
 def from_flags(splits=('train', 'test')):

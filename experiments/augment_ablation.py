@@ -20,7 +20,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 import numpy as np
 
@@ -150,15 +149,14 @@ def main() -> int:
                       help='print the steps still to run, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  start = time.time()
   # Training always runs (it resumes, or returns at once when finished).
   runner.run_pending(
       steps(out, args), lambda c: c[1] != 'cvrl.train' and report_path(
           pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
-      args.dry_run)
+      args.dry_run, out)
   if args.dry_run:
     return 0
-  total = runner.add_wall_time(out, start)
+  total = runner.wall_time(out)
   split = 'test split' if args.on_test else 'validation pieces'
   text = (f'configs/cv.py:{args.variant}, evaluated on the {split}; '
           f'{args.probe_seeds} probe seeds per '

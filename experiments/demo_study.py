@@ -26,7 +26,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -147,13 +146,12 @@ def main() -> int:
                       help='tabulate the finished seeds, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  start = time.time()
   if not args.report:
     runner.run_pending(steps(out, args), lambda c: c[1] != 'cvrl.train'
-                       and report_path(c).exists(), args.dry_run)
+                       and report_path(c).exists(), args.dry_run, out)
   if args.dry_run:
     return 0
-  total = runner.add_wall_time(out, start)
+  total = runner.wall_time(out)
   results = {p: summarise(out, args, p) for p in ('strong', 'published')}
   text = '\n\n'.join(markdown(results[p], p) for p in results) + (
       f'\n\n{total / 60:.0f} min of wall time (all invocations).\n')

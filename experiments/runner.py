@@ -6,9 +6,11 @@ that fails stops the driver with one line naming the step, and what finished
 before it stays on disk for the next run to skip.
 """
 
+import json
 import pathlib
 import subprocess
 import sys
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,32 +48,37 @@ def main(driver) -> int:
     return 1
 
 
-def run_pending(commands, finished, dry_run: bool = False) -> None:
+def run_pending(commands, finished, dry_run: bool = False,
+                out: pathlib.Path | None = None) -> None:
   """Runs, in order, each command whose `finished(command)` is False.
 
   With `dry_run` it prints them instead. Drivers list every step of an
-  experiment and say which are done, so an interrupted one resumes.
+  experiment and say which are done, so an interrupted one resumes. Each
+  finished step's seconds are added to OUT/seconds.json as it ends, so a
+  study interrupted (or run over several sessions) still reports its time.
   """
   pending = [c for c in commands if not finished(c)]
   for command in pending:
     if dry_run:
       print('python', ' '.join(map(str, command)))
-    else:
-      run(*command)
+      continue
+    start = time.time()
+    run(*command)
+    if out is not None:
+      add_wall_time(out, start)
+
+
+def wall_time(out: pathlib.Path) -> float:
+  """Seconds the steps of OUT's experiment took, over all invocations."""
+  clock = out / 'seconds.json'
+  return json.loads(clock.read_text()) if clock.exists() else 0.0
 
 
 def add_wall_time(out: pathlib.Path, start: float) -> float:
-  """Seconds since `start` added to OUT/seconds.json; returns the total.
-
-  An experiment run in several invocations reports the sum of all of them.
-  """
-  import json  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
-  clock = out / 'seconds.json'
-  total = (json.loads(clock.read_text()) if clock.exists() else 0.0) + (
-      time.time() - start)
+  """Seconds since `start` added to OUT/seconds.json; returns the total."""
+  total = wall_time(out) + time.time() - start
   out.mkdir(parents=True, exist_ok=True)
-  clock.write_text(json.dumps(total))
+  (out / 'seconds.json').write_text(json.dumps(total))
   return total
 
 
@@ -83,7 +90,6 @@ def flag_values(command) -> dict[str, str]:
 
 def write_report(out: pathlib.Path, name: str, text: str, results) -> None:
   """OUT/<name>.md and OUT/<name>.json, and the text on stdout."""
-  import json  # pylint: disable=g-import-not-at-top
   out.mkdir(parents=True, exist_ok=True)
   (out / f'{name}.md').write_text(text)
   (out / f'{name}.json').write_text(json.dumps(results, indent=1))

@@ -22,7 +22,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 from typing import NamedTuple
 
 import numpy as np
@@ -234,12 +233,11 @@ def main() -> int:
                       help='print the steps still to run, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  start = time.time()
   runner.run_pending(steps(out, args), lambda c: output_of(c) is not None
-                     and output_of(c).exists(), args.dry_run)
+                     and output_of(c).exists(), args.dry_run, out)
   if args.dry_run:
     return 0
-  total = runner.add_wall_time(out, start)
+  total = runner.wall_time(out)
   table, results = build_table(out, args, total)
   runner.write_report(out, 'table', table, results)
   print(f'wrote {out / "table.md"}, table.json, ssm-f.png')

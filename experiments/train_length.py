@@ -21,7 +21,6 @@ import json
 import math
 import pathlib
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -174,13 +173,12 @@ def main() -> int:
                       help='tabulate what has finished, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  start = time.time()
   if not args.report:
     runner.run_pending(steps(out, args), lambda c: finished(c, out),
-                       args.dry_run)
+                       args.dry_run, out)
   if args.dry_run:
     return 0
-  total = runner.add_wall_time(out, start)
+  total = runner.wall_time(out)
   results = {p: collect(out, args, p) for p in ('strong', 'published')}
   text = '\n\n'.join(markdown(results[p], p) for p in results) + (
       f'\n\n{args.seeds} training seed(s); {total / 60:.0f} min of wall time '

@@ -3,6 +3,7 @@
 import json
 import pathlib
 import sys
+import time
 import types
 
 import numpy as np
@@ -14,6 +15,7 @@ from experiments import augment_ablation
 from experiments import demo_study
 from experiments import runner
 from experiments import table
+from experiments import train_length
 
 
 def test_runner_names_a_step_that_crashed_natively():
@@ -237,3 +239,61 @@ def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):
   assert results['instrument']['cv_minus_sv']['ap'] == pytest.approx([-0.03])
   text = demo_study.markdown(results, 'strong')
   assert '| version | 1 | 0.600 ± 0.000 | 0.700 ± 0.000 | +0.100 | 1/1 / 1/1 / 1/1 |' in text
+
+
+def test_train_length_continues_one_run_per_method_and_probes_each_length(
+    tmp_path):
+  args = types.SimpleNamespace(steps=[3000, 1500, 6000], seeds=2, probe_seeds=1,
+                               hop=4, data='/d/demo', variant='demo')
+  commands = train_length.steps(tmp_path, args)
+  assert '--representation=input' in commands[0] and '--data=/d/demo' in (
+      commands[0])
+  trains = [c for c in commands if c[1] == 'cvrl.train']
+  # Shortest length of every run first; one workdir per method and seed.
+  assert [(c[3].split('/')[-2], c[4], c[7]) for c in trains[:4]] == [
+      ('sv', '--config.seed=0', '--config.num_train_steps=1500'),
+      ('cv', '--config.seed=0', '--config.num_train_steps=1500'),
+      ('sv', '--config.seed=1', '--config.num_train_steps=1500'),
+      ('cv', '--config.seed=1', '--config.num_train_steps=1500')]
+  assert len(trains) == 3 * 2 * 2
+  # Every length is a checkpoint that is still there at the end.
+  assert all('--config.checkpoint_every=1500' in c and
+             '--config.keep_checkpoints=5' in c for c in trains)
+  probes = [c for c in commands[1:] if c[1] == 'cvrl.probe']
+  assert probes[0][3] == '--step=1500' and probes[-1][3] == '--step=6000'
+  assert not any(train_length.finished(c, tmp_path) for c in commands)
+  for method, seed, length, ap in (('sv', 0, 1500, 0.6), ('cv', 0, 1500, 0.55),
+                                   ('sv', 1, 1500, 0.62),
+                                   ('cv', 1, 1500, 0.57),
+                                   ('sv', 0, 3000, 0.63), ('cv', 0, 3000, 0.66)):
+    fake_probe(train_length.workdir(tmp_path, method, seed),
+               f'embedding_step{length}-val', 'instruments',
+               dict(strong=[ap], published=[ap]))
+  fake_probe(tmp_path / 'input', 'input-val', 'instruments',
+             dict(strong=[0.7], published=[0.4]))
+  # Training to 1500 is done once its probe is; 3000 is not for seed 1.
+  assert train_length.finished(trains[0], tmp_path)
+  assert not train_length.finished(trains[6], tmp_path)
+  assert train_length.finished(commands[0], tmp_path)
+  results = train_length.collect(tmp_path, args)
+  assert results['cv'][1500]['ap']['mean'] == pytest.approx(0.56)
+  assert results['cv'][3000]['ap']['values'] == [0.66]
+  assert 6000 not in results['sv']
+  text = train_length.markdown(results, 'strong')
+  assert '| 1500 | 0.610 ± 0.014 | 0.560 ± 0.014 | -0.050, -0.050 |' in text
+  assert '| log-mel input | 0.700 |' in text
+  train_length.plot(results, tmp_path / 't.png', 'title')
+  assert (tmp_path / 't.png').stat().st_size > 1000
+
+
+def test_each_finished_step_adds_its_seconds_at_once(tmp_path, monkeypatch):
+  """An interrupted study keeps the time of the steps it finished."""
+  monkeypatch.setattr(runner, 'run', lambda *a: None)
+  runner.run_pending([('a',), ('b',), ('c',)], lambda c: c == ('b',),
+                     out=tmp_path)
+  first = runner.wall_time(tmp_path)
+  assert 0 < first < 5
+  runner.add_wall_time(tmp_path, start=time.time() - 60)
+  assert runner.wall_time(tmp_path) == pytest.approx(first + 60, abs=1)
+  runner.run_pending([('a',)], lambda c: True, out=tmp_path / 'none')
+  assert runner.wall_time(tmp_path / 'none') == 0.0

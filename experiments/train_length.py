@@ -116,8 +116,11 @@ def markdown(results: dict, probe: str) -> str:
   lengths = sorted(set(results['sv']) | set(results['cv']))
   for length in lengths:
     sv, cv = results['sv'].get(length), results['cv'].get(length)
-    cell = lambda r, m: (f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}"
-                         if r else '')
+    def cell(r, m):  # one seed has no spread to show
+      if not r:
+        return ''
+      spread = f" ± {r[m]['std']:.3f}" if len(r[m]['values']) > 1 else ''
+      return f"{r[m]['mean']:.3f}{spread}"
     diff = (', '.join(f'{c - s:+.3f}' for c, s in zip(
         cv['ap']['values'], sv['ap']['values'])) if sv and cv else '')
     lines.append(f"| {length} | {cell(sv, 'ap')} | {cell(cv, 'ap')} | {diff} "
@@ -146,6 +149,9 @@ def plot(results: dict, path: pathlib.Path, title: str) -> None:
       ax.axhline(results['input'][metric], color='gray', ls='--',
                  label='log-mel input')
     ax.set_xscale('log')
+    lengths = sorted(set(results['sv']) | set(results['cv']))
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.minorticks_off()
     ax.set_xlabel('training steps')
     ax.set_title(metric.upper())
     ax.grid(alpha=0.3)

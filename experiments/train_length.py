@@ -86,20 +86,26 @@ def finished(command, out: pathlib.Path) -> bool:
 
 
 def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
-  """{method: {length: {metric: mean, std, values over seeds}}}, input."""
+  """{method: {length: {metric: mean, std, values; seeds}}}, input.
+
+  Seeds whose probe of a length has not finished are left out of its row.
+  """
   results = {}
   for method in METHODS:
     rows = {}
     for length in sorted(args.steps):
-      paths = [report_path(workdir(out, method, s), length)
-               for s in range(args.seeds)]
-      paths = [p for p in paths if p.exists()]
-      if not paths:
+      seeds = [s for s in range(args.seeds)
+               if report_path(workdir(out, method, s), length).exists()]
+      if not seeds:
         continue
-      values = {m: [json.loads(p.read_text())['probes'][probe]['summary'][m][
-          'mean'] for p in paths] for m in METRICS}
-      rows[length] = {m: dict(values=values[m], **dict(zip(
-          ('mean', 'std'), mean_std(values[m])))) for m in METRICS}
+      summaries = [json.loads(report_path(workdir(out, method, s), length)
+                              .read_text())['probes'][probe]['summary']
+                   for s in seeds]
+      rows[length] = {m: dict(values=[x[m]['mean'] for x in summaries],
+                              **dict(zip(('mean', 'std'), mean_std(
+                                  [x[m]['mean'] for x in summaries]))))
+                      for m in METRICS}
+      rows[length]['seeds'] = seeds
     results[method] = rows
   if input_report(out).exists():
     summary = json.loads(input_report(out).read_text())['probes'][probe][
@@ -111,7 +117,7 @@ def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
 def markdown(results: dict, probe: str) -> str:
   lines = [f'Instrument probing ({probe} probe) on the validation pieces, '
            'mean ± std over training seeds.', '',
-           '| steps | SV AP | CV AP | CV − SV AP | SV AUC | CV AUC | SV F1 '
+           '| steps | SV AP | CV AP | CV − SV AP per seed | SV AUC | CV AUC | SV F1 '
            '| CV F1 |', '|---|---|---|---|---|---|---|---|']
   lengths = sorted(set(results['sv']) | set(results['cv']))
   for length in lengths:
@@ -121,8 +127,10 @@ def markdown(results: dict, probe: str) -> str:
         return ''
       spread = f" ± {r[m]['std']:.3f}" if len(r[m]['values']) > 1 else ''
       return f"{r[m]['mean']:.3f}{spread}"
-    diff = (', '.join(f'{c - s:+.3f}' for c, s in zip(
-        cv['ap']['values'], sv['ap']['values'])) if sv and cv else '')
+    sv_ap, cv_ap = (dict(zip(r['seeds'], r['ap']['values'])) if r else {}
+                    for r in (sv, cv))
+    diff = ', '.join(f'{cv_ap[seed] - sv_ap[seed]:+.3f}'
+                     for seed in sorted(set(sv_ap) & set(cv_ap)))
     lines.append(f"| {length} | {cell(sv, 'ap')} | {cell(cv, 'ap')} | {diff} "
                  f"| {cell(sv, 'auc')} | {cell(cv, 'auc')} | {cell(sv, 'f1')} "
                  f"| {cell(cv, 'f1')} |")

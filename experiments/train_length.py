@@ -22,6 +22,8 @@ import math
 import pathlib
 import sys
 
+import numpy as np
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -85,6 +87,19 @@ def finished(command, out: pathlib.Path) -> bool:
   return report_path(w, length).exists()
 
 
+def effective_dimensions(w: pathlib.Path, step: int, hop: int):
+  """Participation ratio (sum of variances)^2 / sum of squared variances of
+  the embeddings cached at `step`: 128 if every direction carried equal
+  variance, 1 if one did. None when nothing is cached."""
+  files = sorted((w / 'embeddings' / f'step_{step}' / f'hop_{hop}').glob(
+      '*/*.npy'))
+  if not files:
+    return None
+  x = np.concatenate([np.load(f) for f in files]).astype(np.float64)
+  variances = np.linalg.eigvalsh(np.cov(x, rowvar=False))
+  return float(variances.sum() ** 2 / np.sum(variances ** 2))
+
+
 def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
   """{method: {length: {metric: mean, std, values; seeds}}}, input.
 
@@ -106,6 +121,8 @@ def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
                                   [x[m]['mean'] for x in summaries]))))
                       for m in METRICS}
       rows[length]['seeds'] = seeds
+      rows[length]['dims'] = [effective_dimensions(
+          workdir(out, method, s), length, args.hop) for s in seeds]
     results[method] = rows
   if input_report(out).exists():
     summary = json.loads(input_report(out).read_text())['probes'][probe][
@@ -115,10 +132,16 @@ def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
 
 
 def markdown(results: dict, probe: str) -> str:
+  def dims(r):  # mean over seeds of the embeddings' participation ratio
+    known = [d for d in (r or {}).get('dims', []) if d is not None]
+    return f'{np.mean(known):.1f}' if known else ''
+
   lines = [f'Instrument probing ({probe} probe) on the validation pieces, '
-           'mean ± std over training seeds.', '',
+           'mean ± std over training seeds; effective dims: participation '
+           'ratio of the embeddings the probe saw.', '',
            '| steps | SV AP | CV AP | CV − SV AP per seed | SV AUC | CV AUC | SV F1 '
-           '| CV F1 |', '|---|---|---|---|---|---|---|---|']
+           '| CV F1 | SV / CV effective dims |',
+           '|---|---|---|---|---|---|---|---|---|']
   lengths = sorted(set(results['sv']) | set(results['cv']))
   for length in lengths:
     sv, cv = results['sv'].get(length), results['cv'].get(length)
@@ -133,11 +156,11 @@ def markdown(results: dict, probe: str) -> str:
                      for seed in sorted(set(sv_ap) & set(cv_ap)))
     lines.append(f"| {length} | {cell(sv, 'ap')} | {cell(cv, 'ap')} | {diff} "
                  f"| {cell(sv, 'auc')} | {cell(cv, 'auc')} | {cell(sv, 'f1')} "
-                 f"| {cell(cv, 'f1')} |")
+                 f"| {cell(cv, 'f1')} | {dims(sv)} / {dims(cv)} |")
   if 'input' in results:
     i = results['input']
     lines.append(f"| log-mel input | {i['ap']:.3f} | | | {i['auc']:.3f} | "
-                 f"| {i['f1']:.3f} | |")
+                 f"| {i['f1']:.3f} | | |")
   return '\n'.join(lines)
 
 

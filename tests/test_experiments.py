@@ -276,12 +276,27 @@ def test_train_length_continues_one_run_per_method_and_probes_each_length(
   assert train_length.finished(trains[0], tmp_path)
   assert not train_length.finished(trains[6], tmp_path)
   assert train_length.finished(commands[0], tmp_path)
+  # Two independent directions of equal variance in 128: 2 effective dims.
+  rng = np.random.default_rng(0)
+  for version in ('a', 'b'):
+    cached = (train_length.workdir(tmp_path, 'sv', 0) / 'embeddings' /
+              'step_1500' / 'hop_4' / 'piece' / f'{version}.npy')
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    x = np.zeros((5000, 128), np.float32)
+    x[:, 3], x[:, 70] = rng.normal(size=(2, 5000))
+    np.save(cached, x)
+  assert train_length.effective_dimensions(
+      train_length.workdir(tmp_path, 'sv', 0), 1500, 4) == pytest.approx(
+          2.0, abs=0.01)
   results = train_length.collect(tmp_path, args)
+  assert results['sv'][1500]['dims'][0] == pytest.approx(2.0, abs=0.01)
+  assert results['sv'][1500]['dims'][1] is None  # seed 1: nothing cached
   assert results['cv'][1500]['ap']['mean'] == pytest.approx(0.56)
   assert results['cv'][3000]['ap']['values'] == [0.66]
   assert results['sv'][6000]['seeds'] == [1]
   text = train_length.markdown(results, 'strong')
   assert '| 1500 | 0.610 ± 0.014 | 0.560 ± 0.014 | -0.050, -0.050 |' in text
+  assert '| 2.0 /  |' in text  # SV seed 0's embeddings; none cached for CV
   assert '| log-mel input | 0.700 |' in text
   assert '| 3000 | 0.630 | 0.660 | +0.030 |' in text  # one seed: no ± shown
   # Different seeds finished for SV and CV: nothing to pair.

@@ -33,6 +33,7 @@ from experiments.table import mean_std  # noqa: E402
 
 METHODS = ('sv', 'cv')
 METRICS = ('ap', 'auc', 'f1')
+SAVE_EVERY = 250  # steps; configs/base.py's :demo checkpoint_every
 
 
 def workdir(out: pathlib.Path, method: str, seed: int) -> pathlib.Path:
@@ -51,8 +52,10 @@ def input_report(out: pathlib.Path) -> pathlib.Path:
 
 def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
   """Train-to-length and probe commands, shortest length of every run first."""
-  # Every length must be a checkpoint that survives to the end of the run.
-  every = math.gcd(*args.steps)
+  # Every length must be a checkpoint that survives to the end of the run,
+  # and a run stopped half-way must not start again from 0: save at least as
+  # often as :demo does (SAVE_EVERY).
+  every = math.gcd(*args.steps, SAVE_EVERY)
   keep = max(args.steps) // every + 1
   data = [f'--config.data.root={args.data}'] if args.data else []
   commands = [('-m', 'cvrl.probe', f'--workdir={out / "input"}',

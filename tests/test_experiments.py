@@ -257,8 +257,11 @@ def test_train_length_continues_one_run_per_method_and_probes_each_length(
       ('cv', '--config.seed=1', '--config.num_train_steps=1500')]
   assert len(trains) == 3 * 2 * 2
   # Every length is a checkpoint that is still there at the end.
-  assert all('--config.checkpoint_every=1500' in c and
-             '--config.keep_checkpoints=5' in c for c in trains)
+  assert all('--config.checkpoint_every=250' in c and
+             '--config.keep_checkpoints=25' in c for c in trains)
+  odd = train_length.steps(tmp_path, types.SimpleNamespace(
+      **{**vars(args), 'steps': [1000, 1100]}))
+  assert '--config.checkpoint_every=50' in odd[1]
   probes = [c for c in commands[1:] if c[1] == 'cvrl.probe']
   assert probes[0][3] == '--step=1500' and probes[-1][3] == '--step=6000'
   assert not any(train_length.finished(c, tmp_path) for c in commands)

@@ -123,10 +123,7 @@ def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
     ax.set_ylim(float((means - stds).min()) - 0.3 * span,
                 float((means + stds).max()) + 0.3 * span)
     ax.grid(axis='y', alpha=0.3)
-  fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  runner.save_figure(fig, title, path)
 
 
 def main() -> int:

@@ -82,6 +82,15 @@ def add_wall_time(out: pathlib.Path, start: float) -> float:
   return total
 
 
+def save_figure(fig, title: str, path: pathlib.Path) -> None:
+  """Titles, lays out, writes (90 dpi) and closes a driver's matplotlib figure."""
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+
+
 def flag_values(command) -> dict[str, str]:
   """{flag: value} of a step's command line ('' for a bare --flag)."""
   return dict((a[2:] + '=').split('=')[:2] for a in map(str, command)

@@ -190,10 +190,7 @@ def plot(results: dict, path: pathlib.Path, title: str) -> None:
     ax.set_title(metric.upper())
     ax.grid(alpha=0.3)
   axes[0].legend()
-  fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  runner.save_figure(fig, title, path)
 
 
 def main() -> int:

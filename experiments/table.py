@@ -1,10 +1,17 @@
 r"""The SV / CV / Sup results table, over training seeds, in one command.
 
   .venv/bin/python experiments/table.py [--out=runs/table] [--variant=demo] \
-      [--train_seeds=3] [--seeds=3] [--hop=4] [--layers=embedding,dense0,final]
+      [--train_seeds=3] [--steps=6000] [--seeds=3] [--hop=4] \
+      [--layers=embedding,dense0,final] [--no-hold_out_validation]
 
 Trains SV, CV and Sup with configs/{sv,cv,sup}.py:<variant> once per
-training seed (`--config.seed=k`, OUT/<method>/seed<k>); probes every
+training seed (`--config.seed=k`, OUT/<method>/seed<k>); SV and CV for
+`--steps` steps (the budget the training-length study chose on the
+validation pieces), Sup for its config's. By default the encoders train
+without the validation pieces (`--config.data.validation=True`: the very
+runs the validation studies chose on, e.g. experiments/train_length.py's)
+and every evaluation is on the test pieces (`--validation=false`), which no
+encoder and no choice has seen. Probes every
 encoder at every `--layers` layer, the MFCC and chroma baselines and the
 log-mel input frames themselves for instruments and pitch classes
 (published and strong probe, `--seeds` probe seeds each); runs the SSM
@@ -71,16 +78,22 @@ def table_rows(out: pathlib.Path, train_seeds: int, layers) -> list[Row]:
 def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
   """Every command line of the table, in order (finished ones included)."""
   data = [f'--config.data.root={args.data}'] if args.data else []
+  if args.hold_out_validation:
+    data.append('--config.data.validation=True')
   commands = []
   for method in METHODS:
+    steps_flag = ([f'--config.num_train_steps={args.steps}']
+                  if args.steps and method != 'sup' else [])
     for seed in range(args.train_seeds):
       commands.append(('-m', 'cvrl.train',
                        f'--config=configs/{method}.py:{args.variant}',
                        f'--workdir={out / method / f"seed{seed}"}',
-                       f'--config.seed={seed}', *data))
+                       f'--config.seed={seed}', *data, *steps_flag))
   baseline_data = (f'--data={args.data}',) if args.data else ()
+  # On the test pieces even where the encoder was trained for a study view.
+  split = ('--validation=false',) if args.hold_out_validation else ()
   for row in table_rows(out, args.train_seeds, args.layers):
-    extra = baseline_data if row.method == '' else ()
+    extra = (baseline_data if row.method == '' else ()) + split
     for workdir in row.workdirs:
       for target in TARGETS:
         commands.append(('-m', 'cvrl.probe', f'--workdir={workdir}',
@@ -156,11 +169,16 @@ def mean_ssm_report(reports: list[dict]) -> dict:
 
 def build_table(out: pathlib.Path, args, seconds: float) -> tuple[str, dict]:
   rows = table_rows(out, args.train_seeds, args.layers)
-  lines = [f'Dataset `{args.data or "demo_data"}`, configs `:{args.variant}`, '
-           f'{args.train_seeds} training seeds x {args.seeds} probe seeds, '
-           f'frames every {args.hop}; {seconds / 60:.0f} min of wall time on '
-           'this machine (all invocations). Encoders: mean ± std over '
-           'training seeds; baselines: over probe seeds.', '']
+  budget = (f'SV / CV {args.steps} steps, Sup its config\'s'
+            if args.steps else 'each config\'s steps')
+  trained_on = ('train pieces less the validation pieces'
+                if args.hold_out_validation else 'all train pieces')
+  lines = [f'Dataset `{args.data or "demo_data"}`, configs `:{args.variant}` '
+           f'({budget}; trained on the {trained_on}; evaluated on the test '
+           f'pieces), {args.train_seeds} training seeds x {args.seeds} probe '
+           f'seeds, frames every {args.hop}; {seconds / 60:.0f} min of wall '
+           'time on this machine (every step this command ran). Encoders: '
+           'mean ± std over training seeds; baselines: over probe seeds.', '']
   results = {'rows': {}, 'differences': {}}
   for probe in PROBES:
     for target in TARGETS:
@@ -220,6 +238,14 @@ def main() -> int:
   parser.add_argument('--variant', default='demo')
   parser.add_argument('--train_seeds', type=int, default=3,
                       help='training seeds per method (0, 1, ...)')
+  parser.add_argument('--steps', type=int, default=6000,
+                      help='SV and CV training steps (0: the config\'s); '
+                      'Sup keeps its config\'s')
+  parser.add_argument('--hold_out_validation',
+                      action=argparse.BooleanOptionalAction, default=True,
+                      help='train without the validation pieces (the runs '
+                      'the studies chose on); evaluation is on test either '
+                      'way')
   parser.add_argument('--seeds', type=int, default=3,
                       help='probe seeds inside each training seed')
   parser.add_argument('--hop', type=int, default=4,

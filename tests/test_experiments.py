@@ -125,7 +125,8 @@ def fake_ssm(workdir, name, f):
 
 def table_args(**kw):
   args = dict(data=None, variant='demo', train_seeds=3, seeds=2, hop=4,
-              layers=['embedding', 'dense0'])
+              layers=['embedding', 'dense0'], steps=6000,
+              hold_out_validation=True)
   args.update(kw)
   return types.SimpleNamespace(**args)
 
@@ -137,8 +138,13 @@ def test_table_trains_every_seed_and_probes_every_layer(tmp_path):
   assert len(trains) == 9
   assert trains[4] == ('-m', 'cvrl.train', '--config=configs/cv.py:demo',
                        f'--workdir={tmp_path / "cv" / "seed1"}',
-                       '--config.seed=1')
+                       '--config.seed=1', '--config.data.validation=True',
+                       '--config.num_train_steps=6000')
+  # Sup is the labelled reference: its config's budget, same pieces.
+  assert trains[-1][-1] == '--config.data.validation=True'
   probes = [c for c in commands if c[1] == 'cvrl.probe']
+  # Encoders trained for the study view are still evaluated on test.
+  assert all(c[-1] == '--validation=false' for c in commands[9:])
   # 3 methods x 3 seeds x 2 layers + 3 baselines, x 2 targets
   assert len(probes) == (18 + 3) * 2
   dense0 = [c for c in probes if '--layer=dense0' in c]
@@ -146,6 +152,10 @@ def test_table_trains_every_seed_and_probes_every_layer(tmp_path):
   assert table.output_of(dense0[0]) == (
       tmp_path / 'sv' / 'seed0' / 'probe' / 'embedding_dense0-instruments.json')
   assert table.output_of(trains[0]) is None  # training always resumes
+  everything = table.steps(tmp_path, table_args(steps=0,
+                                                hold_out_validation=False))
+  assert everything[4][-1] == '--config.seed=1'  # the configs' own runs
+  assert not any('validation' in flag for c in everything for flag in c)
 
 
 def test_table_is_mean_and_std_over_training_seeds_with_paired_differences(

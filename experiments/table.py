@@ -158,6 +158,20 @@ def paired_differences(rows: list[Row], probe: str, target: str,
   return {m: [x - y for x, y in zip(va[m], vb[m])] for m in METRICS}
 
 
+def cv_against_baselines(cells: dict, rows: list[Row], probe: str) -> str:
+  """The aim 'CV at its best layer >= the log-mel input and MFCC on AP'."""
+  key = f'{probe}-instruments'
+  cv = max((r for r in rows if r.method == 'cv'),
+           key=lambda r: cells[r.name][key]['ap']['mean'])
+  best = cells[cv.name][key]['ap']['mean']
+  against = {name: cells[name][key]['ap']['mean']
+             for name in ('Log-mel input', 'MFCC')}
+  holds = all(best >= v for v in against.values())
+  return (f'CV at its best layer ({cv.layer}, AP {best:.3f}) >= the log-mel '
+          'input and MFCC (' + ', '.join(f'{v:.3f}' for v in against.values())
+          + f'): {"holds" if holds else "does not hold"}.')
+
+
 def mean_ssm_report(reports: list[dict]) -> dict:
   """A report whose F curves are the means of several (training seeds)."""
   merged = dict(reports[0], mean={})
@@ -207,6 +221,8 @@ def build_table(out: pathlib.Path, args, seconds: float) -> tuple[str, dict]:
           f'{m.upper()} ' + ', '.join(f'{d:+.3f}' for d in differences[m]) +
           f' ({sum(d > 0 for d in differences[m])}/{len(differences[m])} '
           'seeds CV > SV)' for m in METRICS), '']
+      if target == 'instruments':
+        lines += [cv_against_baselines(results['rows'], rows, probe), '']
   lines += ['**SSM boundaries** (F at 3 s tolerance, mean over test versions '
             'and training seeds)', '',
             '| | vs Ref_I, 20 s kernel | vs Ref_I, best (kernel) | '

@@ -182,6 +182,11 @@ def test_table_is_mean_and_std_over_training_seeds_with_paired_differences(
   assert differences == pytest.approx([0.01, -0.01, 0.04])
   assert 'AP +0.010, -0.010, +0.040 (2/3 seeds CV > SV)' in text
   assert '| CV | 0.720 ± 0.020 |' in text
+  # Baselines sit at 0.6 here: the strong probe's CV is above them.
+  assert ('CV at its best layer (embedding, AP 0.720) >= the log-mel input '
+          'and MFCC (0.600, 0.600): holds.') in text
+  assert ('CV at its best layer (embedding, AP 0.620) >= the log-mel input '
+          'and MFCC (0.500, 0.500): holds.') in text
   assert results['rows']['CV']['ssm']['ref_i']['f_mid'] == pytest.approx(0.5)
   assert results['rows']['CV']['ssm']['ref_i']['f_best'] == pytest.approx(0.5)
   assert (tmp_path / 'ssm-f.png').stat().st_size > 1000
@@ -329,3 +334,16 @@ def test_each_finished_step_adds_its_seconds_at_once(tmp_path, monkeypatch):
   assert runner.wall_time(tmp_path) == pytest.approx(first + 60, abs=1)
   runner.run_pending([('a',)], lambda c: True, out=tmp_path / 'none')
   assert runner.wall_time(tmp_path / 'none') == 0.0
+
+
+def test_cv_against_baselines_takes_cvs_best_layer(tmp_path):
+  rows = table.table_rows(tmp_path, 1, ['embedding', 'dense0'])
+  ap = {'CV': 0.60, 'CV (dense0)': 0.66, 'Log-mel input': 0.70, 'MFCC': 0.65,
+        'SV': 0.9}  # SV is not CV: never its best layer
+  cells = {name: {'strong-instruments': {'ap': {'mean': v}}}
+           for name, v in ap.items()}
+  assert table.cv_against_baselines(cells, rows, 'strong') == (
+      'CV at its best layer (dense0, AP 0.660) >= the log-mel input and MFCC '
+      '(0.700, 0.650): does not hold.')
+  cells['Log-mel input']['strong-instruments']['ap']['mean'] = 0.66
+  assert table.cv_against_baselines(cells, rows, 'strong').endswith(': holds.')

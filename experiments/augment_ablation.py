@@ -1,12 +1,14 @@
 r"""What each of the seven published augmentations does to CV, in one command.
 
   .venv/bin/python experiments/augment_ablation.py [--out=runs/augment] \
-      [--variant=demo] [--seeds=3] [--loo_seeds=1] [--probe_seeds=3] [--hop=4]
+      [--variant=demo] [--steps=N] [--seeds=3] [--loo_seeds=1] \
+      [--probe_seeds=3] [--hop=4]
 
 Trains CV (configs/cv.py:<variant>, without the validation pieces:
 layout.validation_view) with all augmentations and with none,
 `--seeds` training seeds each, and with each augmentation left out (its
-probability set to 0), `--loo_seeds` training seeds each; probes every run
+probability set to 0), `--loo_seeds` training seeds each, for `--steps`
+training steps (default: the config's); probes every run
 for instruments on the validation pieces (`--on_test`: train on every train
 piece, report on test), strong probe, `--probe_seeds` probe seeds, every
 `--hop`-th frame; the published probe too. Writes OUT/augment.md (AP / AUC / F1 as
@@ -52,6 +54,8 @@ def workdir(out: pathlib.Path, name: str, seed: int) -> pathlib.Path:
 
 def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
   data = [f'--config.data.root={args.data}'] if args.data else []
+  if args.steps:
+    data.append(f'--config.num_train_steps={args.steps}')
   commands = []
   for name, overrides, seeds in settings(args):
     for seed in range(seeds):
@@ -132,6 +136,9 @@ def main() -> int:
   parser.add_argument('--variant', default='demo')
   parser.add_argument('--seeds', type=int, default=3,
                       help='training seeds for "all" and "none"')
+  parser.add_argument('--steps', type=int, default=0,
+                      help='training steps per run (0: the config\'s; the '
+                      'results table trains SV / CV for 6000)')
   parser.add_argument('--loo_seeds', type=int, default=1,
                       help='training seeds for each leave-one-out')
   parser.add_argument('--probe_seeds', type=int, default=3)

@@ -194,7 +194,8 @@ def test_table_is_mean_and_std_over_training_seeds_with_paired_differences(
 
 def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   args = types.SimpleNamespace(seeds=3, loo_seeds=1, probe_seeds=2, hop=4,
-                               data=None, variant='demo', on_test=False)
+                               data=None, variant='demo', on_test=False,
+                               steps=3000)
   names = [s[0] for s in augment_ablation.settings(args)]
   assert names == ['all', 'none', 'without eq', 'without time_warp',
                    'without bin_shift', 'without bin_mask', 'without time_mask',
@@ -204,6 +205,7 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   assert '--config.augment.time_mask.p=0' in commands[2 * 10]
   assert '--config.augment.enabled=False' in commands[2 * 3]
   assert all('--config.data.validation=True' in c for c in commands[::2])
+  assert all('--config.num_train_steps=3000' in c for c in commands[::2])
   for name, _, seeds in augment_ablation.settings(args):
     for seed in range(seeds):
       value = 0.7 + (0.02 * seed if name == 'all' else

@@ -134,3 +134,28 @@ def test_ssm_binary_on_the_last_convolution(trained_workdir):
                        'embedding_final.json').read_text())
   assert report['layer'] == 'final' and report['versions'] == 3
   assert 'embedding_final vs ref_i: F' in result.stdout
+
+
+def test_reference_peaks_are_cached_by_content(tmp_path, monkeypatch):
+  rate, sizes = 5.0, [10.0, 20.0]
+  reference, _ = ssm.self_similarity(blocks([300, 400, 250]), rate,
+                                     ssm.SSMSettings())
+  expected = ssm.peaks_per_kernel(reference, rate, sizes, ssm.SSMSettings())
+  cached = ssm.peaks_per_kernel(reference, rate, sizes, ssm.SSMSettings(),
+                                tmp_path)
+  assert len(list(tmp_path.iterdir())) == 1
+  # Read back without computing anything.
+  monkeypatch.setattr(ssm, 'novelty', lambda *a: pytest.fail('recomputed'))
+  again = ssm.peaks_per_kernel(reference, rate, sizes, ssm.SSMSettings(),
+                               tmp_path)
+  for e, c, a in zip(expected, cached, again):
+    np.testing.assert_array_equal(e, c)
+    np.testing.assert_array_equal(e, a)
+  assert len(expected[0]) == 2  # the two block boundaries (seconds 60, 140)
+  # Another SSM or other settings is another entry, never a stale hit.
+  monkeypatch.undo()
+  ssm.peaks_per_kernel(reference[:-5, :-5], rate, sizes, ssm.SSMSettings(),
+                       tmp_path)
+  ssm.peaks_per_kernel(reference, rate, sizes,
+                       ssm.SSMSettings(peak_floor=0.2), tmp_path)
+  assert len(list(tmp_path.iterdir())) == 3

@@ -19,7 +19,9 @@ version, a PNG of the three SSMs side by side (axes in seconds).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import pathlib
 import warnings
 from typing import Sequence
@@ -205,23 +207,57 @@ def boundary_prf(reference: np.ndarray, estimate: np.ndarray,
 # Evaluation over versions.
 
 
+def peaks_per_kernel(ssm: np.ndarray, rate: float,
+                     kernel_seconds: Sequence[float], settings: SSMSettings,
+                     cache_dir: pathlib.Path | None = None) -> list[np.ndarray]:
+  """Novelty peaks (seconds) of one SSM at every kernel size.
+
+  With `cache_dir`, kept on disk under a hash of the SSM itself and the
+  settings: the reference SSMs are the same for every representation
+  evaluated, and their novelty curves were two thirds of an evaluation's time.
+  """
+  path = None
+  if cache_dir is not None:
+    digest = hashlib.sha1(np.ascontiguousarray(ssm, np.float64).tobytes())
+    digest.update(repr((float(rate), [float(k) for k in kernel_seconds],
+                        dataclasses.asdict(settings))).encode())
+    path = pathlib.Path(cache_dir) / f'{digest.hexdigest()}.npz'
+    if path.exists():
+      with np.load(path) as saved:
+        return [saved[str(i)] for i in range(len(kernel_seconds))]
+  peaks = [pick_peaks(novelty(ssm, kernel_half(seconds, rate, settings),
+                              settings), rate, seconds, settings)
+           for seconds in kernel_seconds]
+  if path is not None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f'.{os.getpid()}.npz')  # concurrent writers
+    np.savez(partial, **{str(i): p for i, p in enumerate(peaks)})
+    partial.replace(path)
+  return peaks
+
+
 def evaluate_version(features: np.ndarray, instruments: np.ndarray,
                      pitch_classes: np.ndarray, rate: float,
                      kernel_seconds: Sequence[float],
-                     settings: SSMSettings = SSMSettings()) -> dict:
-  """Boundary P/R/F of one version's features against Ref_I and Ref_H SSMs."""
+                     settings: SSMSettings = SSMSettings(),
+                     reference_cache: pathlib.Path | None = None) -> dict:
+  """Boundary P/R/F of one version's features against Ref_I and Ref_H SSMs.
+
+  `reference_cache`: a folder for the reference SSMs' peaks (peaks_per_kernel).
+  """
   ssms = {}
   for name, values in (('features', features), ('ref_i', instruments),
                        ('ref_h', pitch_classes)):
     ssms[name], ssm_rate = self_similarity(np.asarray(values, np.float64),
                                            rate, settings)
+  peaks = {name: peaks_per_kernel(
+      s, ssm_rate, kernel_seconds, settings,
+      None if name == 'features' else reference_cache)
+           for name, s in ssms.items()}
   result = {ref: dict(precision=[], recall=[], f=[]) for ref in ('ref_i', 'ref_h')}
-  for seconds in kernel_seconds:
-    half = kernel_half(seconds, ssm_rate, settings)
-    peaks = {name: pick_peaks(novelty(s, half, settings), ssm_rate, seconds,
-                              settings) for name, s in ssms.items()}
+  for i in range(len(kernel_seconds)):
     for ref in ('ref_i', 'ref_h'):
-      p, r, f = boundary_prf(peaks[ref], peaks['features'],
+      p, r, f = boundary_prf(peaks[ref][i], peaks['features'][i],
                              settings.tolerance_seconds,
                              one_to_one=settings.procedure == 'cvrl-v1')
       result[ref]['precision'].append(p)
@@ -251,7 +287,8 @@ def evaluate(features_of, prepared: prepare_lib.PreparedDataset,
     result = evaluate_version(
         features_of(version)[:len(frames)][span],
         refs.instruments[frames][span], refs.pitch_classes[frames][span],
-        prepared.frame_rate / hop, kernel_seconds, settings)
+        prepared.frame_rate / hop, kernel_seconds, settings,
+        reference_cache=prepared.cache / 'ssm_reference_peaks')
     if len(kept) < keep_ssms:
       kept.append((version.key, result['ssms'], result['rate']))
     per_version[version.key] = {k: result[k] for k in ('ref_i', 'ref_h')}

@@ -149,15 +149,14 @@ def main() -> int:
                       help='train on all train pieces and report on the test '
                       'split (default: train without the validation pieces '
                       'and report on them, where settings are chosen)')
-  parser.add_argument('--dry_run', action='store_true',
-                      help='print the steps still to run, run nothing')
+  runner.add_run_flags(parser)
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
   # Training always runs (it resumes, or returns at once when finished).
   runner.run_pending(
       steps(out, args), lambda c: c[1] != 'cvrl.train' and report_path(
           pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
-      args.dry_run, out)
+      args.dry_run, out, args.jobs)
   if args.dry_run:
     return 0
   total = runner.wall_time(out)

@@ -140,15 +140,15 @@ def main() -> int:
   parser.add_argument('--seeds', type=int, default=3)
   parser.add_argument('--probe_seeds', type=int, default=3)
   parser.add_argument('--hop', type=int, default=4)
-  parser.add_argument('--dry_run', action='store_true',
-                      help='print the steps still to run, run nothing')
+  runner.add_run_flags(parser)
   parser.add_argument('--report', action='store_true',
                       help='tabulate the finished seeds, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
   if not args.report:
     runner.run_pending(steps(out, args), lambda c: c[1] != 'cvrl.train'
-                       and report_path(c).exists(), args.dry_run, out)
+                       and report_path(c).exists(), args.dry_run, out,
+                       args.jobs)
   if args.dry_run:
     return 0
   total = runner.wall_time(out)

@@ -6,10 +6,14 @@ that fails stops the driver with one line naming the step, and what finished
 before it stays on disk for the next run to skip.
 """
 
+import concurrent.futures
 import json
+import os
 import pathlib
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,20 +26,46 @@ class StepFailed(RuntimeError):
   """A driver step exited non-zero; the message names the step and the exit."""
 
 
-def run(*args, capture: bool = False) -> str:
+def run(*args, capture: bool = False, log: pathlib.Path | None = None,
+        cores: tuple[int, ...] | None = None) -> str:
   """Runs `python *args` in the checkout; returns stdout when `capture`.
 
-  Raises StepFailed naming the command when it fails (a native crash included).
+  With `log`, its stdout and stderr go to that file (parallel steps would
+  interleave on the terminal). With `cores`, it runs on those CPU cores only.
+  Raises StepFailed naming the command (and the log) when it fails, a native
+  crash included.
   """
   command = [sys.executable, *map(str, args)]
   shown = ' '.join(command[1:])
-  print('$', shown, flush=True)
-  result = subprocess.run(command, cwd=ROOT, text=True, check=False,
-                          stdout=subprocess.PIPE if capture else None)
-  if result.returncode != 0:
-    raise StepFailed(f'step failed ({cli.describe_exit(result.returncode)}): '
-                     f'{shown}')
-  return result.stdout if capture else ''
+  print('$', shown + (f'  (log: {log})' if log else ''), flush=True)
+  env = None
+  if cores is not None and len(cores) == 1:  # one core: no Eigen thread pool
+    env = dict(os.environ, XLA_FLAGS=' '.join(filter(None, (
+        os.environ.get('XLA_FLAGS', ''),
+        '--xla_cpu_multi_thread_eigen=false'))))
+  stdout = open(log, 'a') if log else None  # pylint: disable=consider-using-with
+  try:
+    with subprocess.Popen(
+        command, cwd=ROOT, text=True, env=env,
+        stdout=subprocess.PIPE if capture else stdout,
+        stderr=subprocess.STDOUT if log else None) as process:
+      if cores is not None:
+        # Set from here, not in a preexec_fn (unsafe beside the driver's
+        # threads); the child inherits it to every thread and process it
+        # starts, as Python is still starting up.
+        try:
+          os.sched_setaffinity(process.pid, cores)
+        except ProcessLookupError:  # it has already exited
+          pass
+      output, _ = process.communicate()
+  finally:
+    if stdout:
+      stdout.close()
+  if process.returncode != 0:
+    where = f' (its output: {log})' if log else ''
+    raise StepFailed(f'step failed ({cli.describe_exit(process.returncode)}): '
+                     f'{shown}{where}')
+  return output if capture else ''
 
 
 def main(driver) -> int:
@@ -48,24 +78,106 @@ def main(driver) -> int:
     return 1
 
 
+def add_run_flags(parser) -> None:
+  """--dry_run and --jobs, which every driver that calls run_pending takes."""
+  parser.add_argument('--dry_run', action='store_true',
+                      help='print the steps still to run, run nothing')
+  parser.add_argument('--jobs', type=int, default=1,
+                      help='runs (workdirs) side by side, each on its own '
+                      'CPU cores, its output in OUT/logs/; for CPU machines '
+                      '(2 on 2 cores: 1.3x the throughput of 1)')
+
+
 def run_pending(commands, finished, dry_run: bool = False,
-                out: pathlib.Path | None = None) -> None:
-  """Runs, in order, each command whose `finished(command)` is False.
+                out: pathlib.Path | None = None, jobs: int = 1) -> None:
+  """Runs each command whose `finished(command)` is False, in order.
 
   With `dry_run` it prints them instead. Drivers list every step of an
   experiment and say which are done, so an interrupted one resumes. Each
   finished step's seconds are added to OUT/seconds.json as it ends, so a
   study interrupted (or run over several sessions) still reports its time.
+  With `jobs` > 1, see run_parallel.
   """
   pending = [c for c in commands if not finished(c)]
-  for command in pending:
-    if dry_run:
+  if dry_run:
+    for command in pending:
       print('python', ' '.join(map(str, command)))
-      continue
+    return
+  if jobs > 1:
+    run_parallel(pending, jobs, out)
+    return
+  for command in pending:
     start = time.time()
     run(*command)
     if out is not None:
       add_wall_time(out, start)
+
+
+def chains(commands) -> list[list[tuple]]:
+  """Commands grouped by their --workdir, each group in the given order.
+
+  A step reads only what earlier steps of its own workdir wrote (a probe
+  reads its run's checkpoint), so different workdirs may run side by side.
+  """
+  groups = {}
+  for i, command in enumerate(commands):
+    key = flag_values(command).get('workdir', f'step {i}')
+    groups.setdefault(key, []).append(tuple(command))
+  return list(groups.values())
+
+
+def core_slots(jobs: int) -> list[tuple[int, ...]]:
+  """This process's CPU cores split into `jobs` disjoint, non-empty slots."""
+  cores = sorted(os.sched_getaffinity(0))
+  jobs = max(1, min(jobs, len(cores)))
+  return [tuple(cores[k::jobs]) for k in range(jobs)]
+
+
+def run_parallel(commands, jobs: int, out: pathlib.Path | None) -> None:
+  """Runs the commands' workdir chains `jobs` at a time, each on its own cores.
+
+  On a CPU machine, two single-core training runs side by side went 1.3x
+  faster in total than one after the other on both cores (2 cores, 2026-12):
+  XLA's convolutions do not use a second core fully. Each step's output goes
+  to OUT/logs/. The first failure stops new steps from starting; the running
+  ones finish, then it is raised. Wall time is counted once, not per job.
+  """
+  slots = queue.Queue()
+  for cores in core_slots(jobs):
+    slots.put(cores)
+  logs = (out or ROOT) / 'logs'
+  logs.mkdir(parents=True, exist_ok=True)
+  lock = threading.Lock()
+  clock = [time.time()]
+  failures = []
+
+  def run_chain(chain):
+    cores = slots.get()
+    try:
+      for command in chain:
+        if failures:
+          return
+        workdir = flag_values(command).get('workdir', 'step')
+        name = pathlib.Path(workdir).relative_to(out) if out and str(
+            workdir).startswith(str(out)) else pathlib.Path(workdir).name
+        log = logs / (str(name).replace(os.sep, '_') + '.log')
+        try:
+          run(*command, log=log, cores=cores)
+        except StepFailed as e:
+          failures.append(e)
+          return
+        finally:
+          if out is not None:
+            with lock:  # the time since the last step ended, by any job
+              add_wall_time(out, clock[0])
+              clock[0] = time.time()
+    finally:
+      slots.put(cores)
+
+  with concurrent.futures.ThreadPoolExecutor(slots.qsize()) as pool:
+    list(pool.map(run_chain, chains(commands)))
+  if failures:
+    raise failures[0]
 
 
 def wall_time(out: pathlib.Path) -> float:

@@ -271,12 +271,11 @@ def main() -> int:
                       help='encoder layers to evaluate (cvrl.probe --layer)')
   parser.add_argument('--data', default=None,
                       help='dataset (default: the configs\' data.root)')
-  parser.add_argument('--dry_run', action='store_true',
-                      help='print the steps still to run, run nothing')
+  runner.add_run_flags(parser)
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
   runner.run_pending(steps(out, args), lambda c: output_of(c) is not None
-                     and output_of(c).exists(), args.dry_run, out)
+                     and output_of(c).exists(), args.dry_run, out, args.jobs)
   if args.dry_run:
     return 0
   total = runner.wall_time(out)

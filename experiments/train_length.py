@@ -204,15 +204,14 @@ def main() -> int:
   parser.add_argument('--hop', type=int, default=4)
   parser.add_argument('--data', default=None,
                       help='dataset (default: the config\'s data.root)')
-  parser.add_argument('--dry_run', action='store_true',
-                      help='print the steps still to run, run nothing')
+  runner.add_run_flags(parser)
   parser.add_argument('--report', action='store_true',
                       help='tabulate what has finished, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
   if not args.report:
     runner.run_pending(steps(out, args), lambda c: finished(c, out),
-                       args.dry_run, out)
+                       args.dry_run, out, args.jobs)
   if args.dry_run:
     return 0
   total = runner.wall_time(out)

@@ -1,6 +1,7 @@
 """Experiment drivers: their steps, their tables, and a failing step is one error line."""
 
 import json
+import os
 import pathlib
 import sys
 import time
@@ -349,3 +350,48 @@ def test_cv_against_baselines_takes_cvs_best_layer(tmp_path):
       '(0.700, 0.650): does not hold.')
   cells['Log-mel input']['strong-instruments']['ap']['mean'] = 0.66
   assert table.cv_against_baselines(cells, rows, 'strong').endswith(': holds.')
+
+
+def test_parallel_jobs_keep_each_workdirs_order_on_their_own_cores(tmp_path):
+  """--jobs: workdirs side by side, each in order, pinned, logged, timed once."""
+  out = tmp_path / 'out'
+  step = ('import os, sys, time, pathlib; w = pathlib.Path(sys.argv[1][10:]); '
+          'w.mkdir(parents=True, exist_ok=True); time.sleep(0.5); '
+          'print(sorted(os.sched_getaffinity(0))); '
+          'open(w / "order", "a").write(sys.argv[2] + " ")')
+  commands = [('-c', step, f'--workdir={out / w}', str(i))
+              for i in range(3) for w in ('a', 'b')]
+  assert [len(c) for c in runner.chains(commands)] == [3, 3]
+  slots = runner.core_slots(2)
+  assert sorted(c for s in slots for c in s) == sorted(os.sched_getaffinity(0))
+  start = time.time()
+  runner.run_pending(commands, lambda c: False, out=out, jobs=2)
+  for w in ('a', 'b'):
+    assert (out / w / 'order').read_text() == '0 1 2 '
+    cores = [json.loads(line) for line in
+             (out / 'logs' / f'{w}.log').read_text().splitlines()]
+    assert len(cores) == 3 and all(tuple(c) in slots for c in cores)
+  # Six 0.5 s steps; with two slots the clock counts the wall, not the sum.
+  assert runner.wall_time(out) <= time.time() - start + 0.01
+  if len(slots) == 2:
+    assert runner.wall_time(out) < 2.9
+
+
+def test_a_failing_parallel_step_names_its_log_and_stops_new_steps(tmp_path):
+  out = tmp_path / 'out'
+  fail = 'import sys; print("boom"); sys.exit(3)'
+  mark = ('import sys, pathlib; p = pathlib.Path(sys.argv[1][10:]); '
+          'p.mkdir(parents=True, exist_ok=True); (p / "ran").write_text("")')
+  slow = 'import time; time.sleep(0.5)'
+  # 'late' waits for a free slot, which 'bad' frees by failing: it never runs.
+  commands = [('-c', fail, f'--workdir={out / "bad"}'),
+              ('-c', mark, f'--workdir={out / "bad"}'),
+              ('-c', slow, f'--workdir={out / "slow"}'),
+              ('-c', mark, f'--workdir={out / "late"}')]
+  with pytest.raises(runner.StepFailed, match=r'exit code 3.*its output: .*'
+                     r'logs/bad\.log'):
+    runner.run_pending(commands, lambda c: False, out=out, jobs=2)
+  assert 'boom' in (out / 'logs' / 'bad.log').read_text()
+  assert not (out / 'bad' / 'ran').exists()
+  assert not (out / 'late' / 'ran').exists()
+  assert (out / 'logs' / 'slow.log').exists()  # the running one finished

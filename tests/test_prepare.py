@@ -240,3 +240,31 @@ def test_copy_without_mtimes_keeps_cache_by_content(cvrl_dataset, tmp_path):
   audio_path.write_bytes(bytes(data))
   with pytest.raises(layout.DatasetError, match='a.wav: changed since'):
     prepare.open_cache(copy, config())
+
+
+def test_exclusive_lets_one_builder_in_at_a_time(tmp_path):
+  """Runs started side by side on an unbuilt dataset build it once."""
+  import threading  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  lock = tmp_path / '.data.lock'
+  events = []
+
+  def builder(name):
+    with prepare.exclusive(lock):
+      events.append((name, 'in'))
+      time.sleep(0.2)
+      events.append((name, 'out'))
+
+  threads = [threading.Thread(target=builder, args=(n,)) for n in 'ab']
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  # Never both inside: each 'in' is followed by the same builder's 'out'.
+  assert [e[1] for e in events] == ['in', 'out', 'in', 'out']
+  assert events[0][0] == events[1][0] and events[2][0] == events[3][0]
+  # A lock that cannot be created (its folder is a file) runs unlocked.
+  (tmp_path / 'file').write_text('')
+  with prepare.exclusive(tmp_path / 'file' / '.data.lock'):
+    events.append('unlocked')
+  assert events[-1] == 'unlocked'

@@ -19,7 +19,9 @@ from files that have since changed, is never read (`open_cache` refuses it).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -386,22 +388,46 @@ def ensure_prepared(config: ml_collections.ConfigDict,
   if root is None:
     raise layout.DatasetError('config.data.root is empty: set '
                               '--config.data.root=DIR')
-  if not root.exists():
-    if not config.data.demo:
-      raise layout.DatasetError(f'{root}: no such dataset folder '
-                                '(config.data.root)')
-    from cvrl.data import demo  # pylint: disable=g-import-not-at-top
-    print(f'{root}: not there; building the demo dataset '
-          f'({config.data.demo_pieces} pieces x '
-          f'{config.data.demo_versions} versions)', flush=True)
-    demo.build_demo(root, config.data.demo_pieces,
-                    config.data.demo_versions, config.data.demo_max_seconds,
-                    seed=0, workers=os.cpu_count() or 1,
-                    soundfonts=tuple(config.data.demo_soundfonts.split(',')),
-                    soundfont_draw=config.data.get('demo_soundfont_draw',
-                                                   'version'))
-  return prepare(root, config.features, config.data.cache_dir or None,
-                 workers=os.cpu_count() or 1, progress=progress)
+  with exclusive(root.parent / f'.{root.name}.lock'):
+    if not root.exists():
+      if not config.data.demo:
+        raise layout.DatasetError(f'{root}: no such dataset folder '
+                                  '(config.data.root)')
+      from cvrl.data import demo  # pylint: disable=g-import-not-at-top
+      print(f'{root}: not there; building the demo dataset '
+            f'({config.data.demo_pieces} pieces x '
+            f'{config.data.demo_versions} versions)', flush=True)
+      demo.build_demo(root, config.data.demo_pieces,
+                      config.data.demo_versions, config.data.demo_max_seconds,
+                      seed=0, workers=os.cpu_count() or 1,
+                      soundfonts=tuple(config.data.demo_soundfonts.split(',')),
+                      soundfont_draw=config.data.get('demo_soundfont_draw',
+                                                     'version'))
+    return prepare(root, config.features, config.data.cache_dir or None,
+                   workers=os.cpu_count() or 1, progress=progress)
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: pathlib.Path):
+  """Holds an exclusive lock on `lock_path` (created) for the block.
+
+  Runs started side by side on a dataset that is not yet built or cached
+  (experiments' --jobs, a user's two shells) build it once: the others wait,
+  then find it ready. Where the lock cannot be created (a read-only dataset
+  folder, its caches elsewhere), the block runs unlocked.
+  """
+  try:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(lock_path, 'a')  # pylint: disable=consider-using-with
+  except OSError:
+    yield
+    return
+  with lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclasses.dataclass(frozen=True)

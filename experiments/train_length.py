@@ -103,6 +103,24 @@ def effective_dimensions(w: pathlib.Path, step: int, hop: int):
   return float(variances.sum() ** 2 / np.sum(variances ** 2))
 
 
+def finished_runs(out: pathlib.Path, method: str) -> tuple[set, set]:
+  """(lengths, seeds) of `method` with a finished probe on disk.
+
+  The report shows these too, whatever --steps / --seeds ask this time: a
+  run continued to one more length must not drop the lengths before it.
+  """
+  lengths, seeds = set(), set()
+  reports = 'seed*/probe/embedding_step*-val-instruments.json'
+  for f in (out / method).glob(reports):
+    length = f.name[len('embedding_step'):].split('-', 1)[0]
+    seed = f.parents[1].name[len('seed'):]
+    if length.isdigit() and seed.isdigit() and report_path(
+        f.parents[1], int(length)) == f:
+      lengths.add(int(length))
+      seeds.add(int(seed))
+  return lengths, seeds
+
+
 def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
   """{method: {length: {metric: mean, std, values; seeds}}}, input.
 
@@ -111,8 +129,9 @@ def collect(out: pathlib.Path, args, probe: str = 'strong') -> dict:
   results = {}
   for method in METHODS:
     rows = {}
-    for length in sorted(args.steps):
-      seeds = [s for s in range(args.seeds)
+    lengths, seeds_done = finished_runs(out, method)
+    for length in sorted(set(args.steps) | lengths):
+      seeds = [s for s in sorted(set(range(args.seeds)) | seeds_done)
                if report_path(workdir(out, method, s), length).exists()]
       if not seeds:
         continue
@@ -216,8 +235,10 @@ def main() -> int:
     return 0
   total = runner.wall_time(out)
   results = {p: collect(out, args, p) for p in ('strong', 'published')}
+  seeds = max([len(row['seeds']) for method in METHODS
+               for row in results['strong'][method].values()] + [args.seeds])
   text = '\n\n'.join(markdown(results[p], p) for p in results) + (
-      f'\n\n{args.seeds} training seed(s); {total / 60:.0f} min of wall time '
+      f'\n\n{seeds} training seed(s); {total / 60:.0f} min of wall time '
       '(all invocations).\n')
   runner.write_report(out, 'train_length', text, results)
   plot(results['strong'], out / 'train_length.png',

@@ -324,6 +324,11 @@ def test_train_length_continues_one_run_per_method_and_probes_each_length(
   assert '| 6000 | 0.500 | 0.600 |  |' in text
   train_length.plot(results, tmp_path / 't.png', 'title')
   assert (tmp_path / 't.png').stat().st_size > 1000
+  # Continued with --steps=6000 --seeds=1: the report keeps every length and
+  # seed that has finished.
+  narrower = types.SimpleNamespace(**{**vars(args), 'steps': [6000],
+                                      'seeds': 1})
+  assert train_length.collect(tmp_path, narrower) == results
 
 
 def test_each_finished_step_adds_its_seconds_at_once(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@ r"""What each of the seven published augmentations does to CV, in one command.
 
   .venv/bin/python experiments/augment_ablation.py [--out=runs/augment] \
       [--variant=demo] [--steps=N] [--seeds=3] [--loo_seeds=1] \
-      [--probe_seeds=3] [--hop=4]
+      [--probe_seeds=3] [--hop=4] [--jobs=1] [--report]
 
 Trains CV (configs/cv.py:<variant>, without the validation pieces:
 layout.validation_view) with all augmentations and with none,
@@ -15,7 +15,8 @@ piece, report on test), strong probe, `--probe_seeds` probe seeds, every
 mean ± std over training seeds, and the change against "all"),
 OUT/augment.json and OUT/augment.png (bars with error bars). The published
 work named this ablation as future work. Every step is a public binary and
-is skipped when its output exists, so an interrupted run resumes.
+is skipped when its output exists, so an interrupted run resumes;
+`--report` tabulates what has finished so far.
 """
 
 import argparse
@@ -79,32 +80,49 @@ def report_path(w: pathlib.Path, on_test: bool = False) -> pathlib.Path:
 
 
 def collect(out: pathlib.Path, args, probe: str = 'strong') -> list[dict]:
-  """Per setting: each training seed's mean over probe seeds, and their mean ± std."""
+  """Per setting: each finished training seed's mean over probe seeds, and
+  their mean ± std (None while no seed has finished)."""
   rows = []
   for name, _, seeds in settings(args):
     values = {m: [] for m in METRICS}
+    finished = 0
     for seed in range(seeds):
-      report = json.loads(report_path(workdir(out, name, seed),
-                                      args.on_test).read_text())
+      path = report_path(workdir(out, name, seed), args.on_test)
+      if not path.exists():
+        continue
+      finished += 1
+      report = json.loads(path.read_text())
       for m in METRICS:
         values[m].append(report['probes'][probe]['summary'][m]['mean'])
-    rows.append(dict(setting=name, seeds=seeds, values=values,
+    rows.append(dict(setting=name, seeds=finished, planned=seeds,
+                     values=values,
                      **{m: dict(zip(('mean', 'std'), mean_std(values[m])))
-                        for m in METRICS}))
+                        if finished else None for m in METRICS}))
   return rows
 
 
 def markdown(rows: list[dict], probe: str) -> str:
   reference = rows[0]
+
+  def cell(r, m):  # one seed has no spread to show
+    if r[m] is None:
+      return 'not run yet'
+    return (f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" if r['seeds'] > 1 else
+            f"{r[m]['mean']:.3f}")
+
+  def delta(r, m):
+    if r is reference or r[m] is None or reference[m] is None:
+      return ''
+    return f"{r[m]['mean'] - reference[m]['mean']:+.3f}"
+
   lines = ['| setting | training seeds | AP | AUC | F1 | ΔAP vs all | '
            'ΔAUC vs all | ΔF1 vs all |', '|---|---|---|---|---|---|---|---|']
   for r in rows:
-    cells = ' | '.join(f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}"
-                       for m in METRICS)
-    deltas = ' | '.join(
-        '' if r is reference else
-        f"{r[m]['mean'] - reference[m]['mean']:+.3f}" for m in METRICS)
-    lines.append(f"| {r['setting']} | {r['seeds']} | {cells} | {deltas} |")
+    seeds = (f"{r['seeds']}" if r['seeds'] == r['planned'] else
+             f"{r['seeds']} of {r['planned']}")
+    cells = ' | '.join(cell(r, m) for m in METRICS)
+    deltas = ' | '.join(delta(r, m) for m in METRICS)
+    lines.append(f"| {r['setting']} | {seeds} | {cells} | {deltas} |")
   return f'CV, instrument probing ({probe} probe)\n\n' + '\n'.join(lines)
 
 
@@ -113,13 +131,16 @@ def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=False)
+  colors = [c for r, c in zip(rows, ['tab:green', 'tab:red'] +
+                              ['tab:blue'] * (len(rows) - 2)) if r['seeds']]
+  rows = [r for r in rows if r['seeds']]  # settings not run yet: no bar
   names = [r['setting'] for r in rows]
   for ax, metric in zip(axes, METRICS):
     means = np.array([r[metric]['mean'] for r in rows])
     stds = np.array([r[metric]['std'] for r in rows])
-    colors = ['tab:green', 'tab:red'] + ['tab:blue'] * (len(rows) - 2)
     ax.bar(range(len(rows)), means, yerr=stds, color=colors, capsize=3)
-    ax.axhline(means[0], color='tab:green', lw=0.8, ls='--')
+    if names[0] == 'all':
+      ax.axhline(means[0], color='tab:green', lw=0.8, ls='--')
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
     ax.set_title(metric.upper())
@@ -150,13 +171,16 @@ def main() -> int:
                       'split (default: train without the validation pieces '
                       'and report on them, where settings are chosen)')
   runner.add_run_flags(parser)
+  parser.add_argument('--report', action='store_true',
+                      help='tabulate what has finished, run nothing')
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  # Training always runs (it resumes, or returns at once when finished).
-  runner.run_pending(
-      steps(out, args), lambda c: c[1] != 'cvrl.train' and report_path(
-          pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
-      args.dry_run, out, args.jobs)
+  if not args.report:
+    # Training always runs (it resumes, or returns at once when finished).
+    runner.run_pending(
+        steps(out, args), lambda c: c[1] != 'cvrl.train' and report_path(
+            pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
+        args.dry_run, out, args.jobs)
   if args.dry_run:
     return 0
   total = runner.wall_time(out)
@@ -170,9 +194,13 @@ def main() -> int:
     rows = collect(out, args, probe)
     results[probe] = rows
     text += markdown(rows, probe) + '\n\n'
+  runner.write_report(out, 'augment', text, results)
+  if not any(r['seeds'] for r in results['strong']):
+    print(f'wrote {out / "augment.md"}, augment.json; no run has finished '
+          'yet, so no plot')
+    return 0
   plot(results['strong'], out / 'augment.png',
        'CV: instrument probing (strong probe) by augmentation setting')
-  runner.write_report(out, 'augment', text, results)
   print(f'wrote {out / "augment.md"}, augment.json, augment.png')
   return 0
 

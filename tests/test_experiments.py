@@ -221,6 +221,19 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   assert '| none | 3 | 0.650 ± 0.000 |' in text and '-0.070 |' in text
   augment_ablation.plot(rows, tmp_path / 'a.png', 'title')
   assert (tmp_path / 'a.png').stat().st_size > 1000
+  # Partly run: what finished is tabulated and drawn, the rest says so.
+  for seed in (1, 2):
+    augment_ablation.report_path(augment_ablation.workdir(
+        tmp_path, 'none', seed)).unlink()
+  augment_ablation.report_path(augment_ablation.workdir(
+      tmp_path, 'without gain', 0)).unlink()
+  rows = augment_ablation.collect(tmp_path, args)
+  text = augment_ablation.markdown(rows, 'strong')
+  assert '| none | 1 of 3 | 0.650 | 0.650 | 0.650 | -0.070 |' in text
+  assert ('| without gain | 0 of 1 | not run yet | not run yet | not run yet '
+          '|  |  |  |') in text
+  augment_ablation.plot(rows, tmp_path / 'b.png', 'title')
+  assert (tmp_path / 'b.png').stat().st_size > 1000
 
 
 def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):

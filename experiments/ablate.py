@@ -54,6 +54,9 @@ STUDIES = (
     Study('augment', 'no augmentations', ['augment.enabled=False']),
 )
 METHODS = ('sv', 'cv')
+# The :demo budget when these studies ran (it is 6000 for SV / CV since the
+# training-length study); pinned so that their recorded results repeat.
+BUDGET = 1500
 
 
 def train(method: str, workdir: pathlib.Path, overrides, table: pathlib.Path,
@@ -67,6 +70,8 @@ def train(method: str, workdir: pathlib.Path, overrides, table: pathlib.Path,
       copy = shutil.copytree if (source / name).is_dir() else shutil.copy
       copy(source / name, workdir / name)
   data = [f'data.root={args.data}'] if args.data else []
+  if not any(o.startswith('num_train_steps=') for o in overrides):
+    overrides = [f'num_train_steps={BUDGET}'] + list(overrides)
   run('-m', 'cvrl.train', f'--config=configs/{method}.py:{args.variant}',
       f'--workdir={workdir}', *[f'--config.{o}' for o in data + overrides])
 

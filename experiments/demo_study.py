@@ -1,7 +1,8 @@
 r"""Which built-in demo? SV and CV on demos that differ only in their SoundFonts.
 
   .venv/bin/python experiments/demo_study.py [--out=runs/demo_study] \
-      [--draws=version,piece,instrument] [--seeds=3] [--probe_seeds=3] [--hop=4]
+      [--draws=version,piece,instrument] [--seeds=3] [--steps=1500] \
+      [--probe_seeds=3] [--hop=4] [--jobs=1]
 
 The demo renders each version with General-MIDI SoundFonts; who draws one
 (`cvrl.data.demo --soundfont_draw`) decides how the versions of a piece
@@ -12,8 +13,8 @@ instrument of each version draws its own: versions differ in samples while
 an instrument stays itself, as orchestras do). Notes, orchestration and
 performances are the same in all three, so the comparison is run for run.
 
-For every draw, SV and CV are trained (`:demo` configs) with `--seeds`
-training seeds *without the validation pieces* (config.data.validation) and
+For every draw, SV and CV are trained (`:demo` configs, `--steps` steps)
+with `--seeds` training seeds *without the validation pieces* (config.data.validation) and
 probed for instruments *on the validation pieces* (strong probe, the
 published one too), beside the draw's own log-mel input. Seeds go round
 robin (seed 0 of every run first), so a partial run already compares every
@@ -55,7 +56,8 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
                          f'--workdir={w}', f'--config.seed={seed}',
                          '--config.data.validation=True',
                          f'--config.data.root={demo_root(args, draw)}',
-                         f'--config.data.demo_soundfont_draw={draw}'))
+                         f'--config.data.demo_soundfont_draw={draw}',
+                         f'--config.num_train_steps={args.steps}'))
         commands.append(('-m', 'cvrl.probe', f'--workdir={w}',
                          '--target=instruments', f'--seeds={args.probe_seeds}',
                          f'--hop={args.hop}'))
@@ -138,6 +140,9 @@ def main() -> int:
   parser.add_argument('--demo_root', default='demo_data',
                       help='the default demo; other draws go beside it')
   parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--steps', type=int, default=1500,
+                      help='training steps per run: 1500, the :demo budget '
+                      'when its recorded results ran (:demo is 6000 since)')
   parser.add_argument('--probe_seeds', type=int, default=3)
   parser.add_argument('--hop', type=int, default=4)
   runner.add_run_flags(parser)

@@ -86,8 +86,8 @@ def test_ablation_driver_trains_probes_and_tabulates(tmp_path, monkeypatch):
       f'--workdir={tmp_path / "ab" / "sv-seed"}',
       f'--workdir={tmp_path / "ab" / "cv-seed"}']
   assert '--config.seed=0' in trains[0] and '--config.seed=1' in trains[2]
-  assert all('--config=configs/' in c[2] and c[2].endswith(':test')
-             for c in trains)
+  assert all('--config=configs/' in c[2] and c[2].endswith(':test') and
+             '--config.num_train_steps=1500' in c for c in trains)
   results = json.loads((tmp_path / 'ab' / 'ablate.json').read_text())
   assert [(r['study'], r['method']) for r in results] == [
       ('table (reference)', 'sv'), ('table (reference)', 'cv'),
@@ -238,7 +238,8 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
 
 def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):
   args = types.SimpleNamespace(draws=['version', 'instrument'], seeds=2,
-                               probe_seeds=1, hop=4, demo_root='/d/demo')
+                               probe_seeds=1, hop=4, demo_root='/d/demo',
+                               steps=1500)
   commands = demo_study.steps(tmp_path, args)
   trains = [c for c in commands if c[1] == 'cvrl.train']
   assert [(c[3].split('/')[-3], c[3].split('/')[-2], c[4]) for c in trains] == [
@@ -250,7 +251,8 @@ def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):
       ('instrument', 'cv', '--config.seed=1')]
   assert '--config.data.root=/d/demo_instrument' in trains[2]
   assert '--config.data.demo_soundfont_draw=instrument' in trains[2]
-  assert all('--config.data.validation=True' in c for c in trains)
+  assert all('--config.data.validation=True' in c and
+             '--config.num_train_steps=1500' in c for c in trains)
   inputs = [c for c in commands if '--representation=input' in c]
   assert len(inputs) == 2 and all('--validation' in c for c in inputs)
   assert demo_study.report_path(inputs[0]) == (
@@ -413,3 +415,10 @@ def test_a_failing_parallel_step_names_its_log_and_stops_new_steps(tmp_path):
   assert not (out / 'bad' / 'ran').exists()
   assert not (out / 'late' / 'ran').exists()
   assert (out / 'logs' / 'slow.log').exists()  # the running one finished
+
+
+def test_demo_budget_is_what_the_validation_split_chose():
+  from configs import base  # pylint: disable=g-import-not-at-top
+  assert base.get_config('sv', 'demo').num_train_steps == 6000
+  assert base.get_config('cv', 'demo').num_train_steps == 6000
+  assert base.get_config('sup', 'demo').num_train_steps == 1500

@@ -150,6 +150,7 @@ def run_parallel(commands, jobs: int, out: pathlib.Path | None) -> None:
   lock = threading.Lock()
   clock = [time.time()]
   failures = []
+  done = [0]
 
   def run_chain(chain):
     cores = slots.get()
@@ -167,9 +168,13 @@ def run_parallel(commands, jobs: int, out: pathlib.Path | None) -> None:
           failures.append(e)
           return
         finally:
-          if out is not None:
-            with lock:  # the time since the last step ended, by any job
-              add_wall_time(out, clock[0])
+          with lock:
+            done[0] += 1
+            print(f'[{done[0]}/{len(commands)} steps ended, '
+                  f'{len(failures)} failed] {command[1]} {workdir}',
+                  flush=True)
+            if out is not None:  # the time since the last step ended, by any
+              add_wall_time(out, clock[0])  # job: counted once
               clock[0] = time.time()
     finally:
       slots.put(cores)

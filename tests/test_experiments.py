@@ -372,7 +372,8 @@ def test_cv_against_baselines_takes_cvs_best_layer(tmp_path):
   assert table.cv_against_baselines(cells, rows, 'strong').endswith(': holds.')
 
 
-def test_parallel_jobs_keep_each_workdirs_order_on_their_own_cores(tmp_path):
+def test_parallel_jobs_keep_each_workdirs_order_on_their_own_cores(
+    tmp_path, capsys):
   """--jobs: workdirs side by side, each in order, pinned, logged, timed once."""
   out = tmp_path / 'out'
   step = ('import os, sys, time, pathlib; w = pathlib.Path(sys.argv[1][10:]); '
@@ -386,6 +387,7 @@ def test_parallel_jobs_keep_each_workdirs_order_on_their_own_cores(tmp_path):
   assert sorted(c for s in slots for c in s) == sorted(os.sched_getaffinity(0))
   start = time.time()
   runner.run_pending(commands, lambda c: False, out=out, jobs=2)
+  assert '[6/6 steps ended, 0 failed]' in capsys.readouterr().out
   for w in ('a', 'b'):
     assert (out / w / 'order').read_text() == '0 1 2 '
     cores = [json.loads(line) for line in

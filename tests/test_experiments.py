@@ -13,6 +13,7 @@ import pytest
 import helpers
 from experiments import ablate
 from experiments import augment_ablation
+from experiments import compare
 from experiments import demo_study
 from experiments import runner
 from experiments import table
@@ -197,43 +198,75 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   args = types.SimpleNamespace(seeds=3, loo_seeds=1, probe_seeds=2, hop=4,
                                data=None, variant='demo', on_test=False,
                                steps=3000)
-  names = [s[0] for s in augment_ablation.settings(args)]
-  assert names == ['all', 'none', 'without eq', 'without time_warp',
-                   'without bin_shift', 'without bin_mask', 'without time_mask',
-                   'without noise', 'without gain']
-  commands = augment_ablation.steps(tmp_path, args)
+  settings = augment_ablation.settings(args)
+  assert [s.name for s in settings] == [
+      'all', 'none', 'without eq', 'without time_warp', 'without bin_shift',
+      'without bin_mask', 'without time_mask', 'without noise', 'without gain']
+  commands = compare.steps(tmp_path, settings, args)
   assert len(commands) == 2 * (3 + 3 + 7)
   assert '--config.augment.time_mask.p=0' in commands[2 * 10]
   assert '--config.augment.enabled=False' in commands[2 * 3]
   assert all('--config.data.validation=True' in c for c in commands[::2])
   assert all('--config.num_train_steps=3000' in c for c in commands[::2])
-  for name, _, seeds in augment_ablation.settings(args):
+  assert commands[0][:3] == ('-m', 'cvrl.train', '--config=configs/cv.py:demo')
+  for name, _, seeds in settings:
     for seed in range(seeds):
       value = 0.7 + (0.02 * seed if name == 'all' else
                      -0.05 if name == 'none' else 0.0)
-      fake_probe(augment_ablation.workdir(tmp_path, name, seed),
+      fake_probe(compare.workdir(tmp_path, name, seed),
                  'embedding-val', 'instruments',
                  dict(strong=[value], published=[value]))
-  rows = augment_ablation.collect(tmp_path, args)
+  rows = compare.collect(tmp_path, settings)
   assert rows[0]['ap']['mean'] == pytest.approx(0.72)
   assert rows[1]['ap']['mean'] == pytest.approx(0.65)
-  text = augment_ablation.markdown(rows, 'strong')
+  text = compare.markdown(rows, 'CV', minutes=False)
   assert '| none | 3 | 0.650 ± 0.000 |' in text and '-0.070 |' in text
-  augment_ablation.plot(rows, tmp_path / 'a.png', 'title')
+  assert '| ΔAP vs all |' in text and 'train min' not in text
+  compare.plot(rows, tmp_path / 'a.png', 'title')
   assert (tmp_path / 'a.png').stat().st_size > 1000
   # Partly run: what finished is tabulated and drawn, the rest says so.
   for seed in (1, 2):
-    augment_ablation.report_path(augment_ablation.workdir(
-        tmp_path, 'none', seed)).unlink()
-  augment_ablation.report_path(augment_ablation.workdir(
-      tmp_path, 'without gain', 0)).unlink()
-  rows = augment_ablation.collect(tmp_path, args)
-  text = augment_ablation.markdown(rows, 'strong')
+    compare.report_path(compare.workdir(tmp_path, 'none', seed)).unlink()
+  compare.report_path(compare.workdir(tmp_path, 'without gain', 0)).unlink()
+  rows = compare.collect(tmp_path, settings)
+  text = compare.markdown(rows, 'CV', minutes=False)
   assert '| none | 1 of 3 | 0.650 | 0.650 | 0.650 | -0.070 |' in text
   assert ('| without gain | 0 of 1 | not run yet | not run yet | not run yet '
           '|  |  |  |') in text
-  augment_ablation.plot(rows, tmp_path / 'b.png', 'title')
+  compare.plot(rows, tmp_path / 'b.png', 'title')
   assert (tmp_path / 'b.png').stat().st_size > 1000
+
+
+def test_compare_parses_settings_and_reports_training_minutes(tmp_path):
+  setting = compare.parse_setting(
+      'nt_xent 9000: loss.name=nt_xent num_train_steps=9000', 3)
+  assert setting == compare.Setting(
+      'nt_xent 9000', ('--config.loss.name=nt_xent',
+                       '--config.num_train_steps=9000'), 3)
+  assert compare.parse_setting('triplet:', 1).overrides == ()
+  for bad in ('no colon', ': loss.name=x', 'a: loss.name'):
+    with pytest.raises(ValueError, match='--setting='):
+      compare.parse_setting(bad, 1)
+  args = types.SimpleNamespace(probe_seeds=1, hop=4, data='/d', variant='demo',
+                               on_test=True, steps=0)
+  commands = compare.steps(tmp_path, [setting], args, method='sv')
+  assert commands[0][2] == '--config=configs/sv.py:demo'
+  assert '--config.data.validation=False' in commands[0]
+  assert commands[0][-2:] == setting.overrides
+  assert not any('num_train_steps=0' in c for c in commands[0])
+  # 100 steps at 2/s, then 100 at 4/s: 75 s. A row without a rate is skipped.
+  w = compare.workdir(tmp_path, 'nt_xent 9000', 0)
+  w.mkdir(parents=True)
+  (w / 'metrics.jsonl').write_text('\n'.join(json.dumps(r) for r in (
+      dict(step=100, steps_per_sec=2.0), dict(step=150, eval=1.0),
+      dict(step=200, steps_per_sec=4.0))))
+  assert compare.training_minutes(w) == pytest.approx(75 / 60)
+  fake_probe(w, 'embedding', 'instruments', dict(strong=[0.6], published=[0.4]))
+  rows = compare.collect(tmp_path, [setting._replace(seeds=1)], on_test=True)
+  assert rows[0]['minutes'] == [pytest.approx(1.25)]
+  text = compare.markdown(rows, 'SV')
+  assert text.startswith('SV\n\n| setting |')
+  assert '| nt_xent 9000 | 1 | 0.600 | 0.600 | 0.600 |  |  |  | 1 |' in text
 
 
 def test_demo_study_goes_round_robin_and_compares_finished_seeds(tmp_path):
@@ -424,3 +457,12 @@ def test_demo_budget_is_what_the_validation_split_chose():
   assert base.get_config('sv', 'demo').num_train_steps == 6000
   assert base.get_config('cv', 'demo').num_train_steps == 6000
   assert base.get_config('sup', 'demo').num_train_steps == 1500
+
+
+def test_compare_names_a_bad_setting(tmp_path):
+  script = str(helpers.ROOT / 'experiments' / 'compare.py')
+  for settings, message in ((['a:', 'a: seed=1'], 'names must differ'),
+                            (['a: loss.name'], "'loss.name' is not")):
+    result = helpers.run_python(script, f'--out={tmp_path}', '--dry_run',
+                                *[f'--setting={s}' for s in settings])
+    assert result.returncode == 2 and message in result.stderr

@@ -1,0 +1,270 @@
+r"""SV or CV under named config changes, one change at a time, in one command.
+
+  .venv/bin/python experiments/compare.py --out=runs/loss \
+      --setting='triplet:' --setting='nt_xent: loss.name=nt_xent' \
+      [--method=cv] [--variant=demo] [--steps=N] [--seeds=3] \
+      [--probe_seeds=3] [--hop=4] [--data=DIR] [--on_test] [--jobs=1] \
+      [--report] [--dry_run]
+
+Each `--setting` is `NAME: FIELD=VALUE FIELD=VALUE ...`: config overrides
+without the `--config.` prefix, separated by spaces (so no spaces inside a
+value); `NAME:` alone is the config as it is. The first setting is the
+reference that the others are compared with. Every setting is trained
+(configs/<method>.py:<variant>, without the validation pieces:
+layout.validation_view) with `--seeds` training seeds for `--steps` steps
+(default: the config's; a setting's own num_train_steps wins), and every run is probed for instruments on the
+validation pieces (`--on_test`: train on every train piece, report on the
+test split), strong probe and the published one, `--probe_seeds` probe
+seeds, every `--hop`-th frame. Writes OUT/compare.md (AP / AUC / F1 as mean
+± std over training seeds, the change against the reference, and each
+setting's training minutes as run, from its metrics.jsonl, for comparisons
+at equal wall time), OUT/compare.json and OUT/compare.png (bars with error
+bars). Every step is a public binary and is skipped when its output exists,
+so an interrupted run resumes; `--report` tabulates what has finished.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from experiments import runner  # noqa: E402  pylint: disable=g-import-not-at-top
+from experiments.table import mean_std  # noqa: E402
+
+METRICS = ('ap', 'auc', 'f1')
+
+
+class Setting(NamedTuple):
+  name: str
+  overrides: tuple[str, ...]  # --config.FIELD=VALUE flags of cvrl.train
+  seeds: int  # training seeds
+
+
+def parse_setting(text: str, seeds: int) -> Setting:
+  """`NAME: FIELD=VALUE ...` as a Setting; ValueError naming what is wrong."""
+  name, colon, overrides = text.partition(':')
+  if not colon or not name.strip():
+    raise ValueError(f'--setting={text!r}: expected NAME: FIELD=VALUE ...')
+  flags = []
+  for override in overrides.split():
+    if '=' not in override or override.startswith('='):
+      raise ValueError(f'--setting={text!r}: {override!r} is not '
+                       'FIELD=VALUE')
+    flags.append(f'--config.{override.removeprefix("--config.")}')
+  return Setting(name.strip(), tuple(flags), seeds)
+
+
+def workdir(out: pathlib.Path, name: str, seed: int) -> pathlib.Path:
+  return out / name.replace(' ', '-') / f'seed{seed}'
+
+
+def report_path(w: pathlib.Path, on_test: bool = False) -> pathlib.Path:
+  # The probe evaluates where the encoder was trained for (validation pieces
+  # unless --on_test), and names its report so.
+  name = 'embedding' if on_test else 'embedding-val'
+  return w / 'probe' / f'{name}-instruments.json'
+
+
+def steps(out: pathlib.Path, settings, args,
+          method: str = 'cv') -> list[tuple[str, ...]]:
+  """Train and probe commands of every setting and training seed."""
+  data = [f'--config.data.root={args.data}'] if args.data else []
+  if args.steps:
+    data.append(f'--config.num_train_steps={args.steps}')
+  commands = []
+  for setting in settings:
+    for seed in range(setting.seeds):
+      w = workdir(out, setting.name, seed)
+      commands.append(('-m', 'cvrl.train',
+                       f'--config=configs/{method}.py:{args.variant}',
+                       f'--workdir={w}', f'--config.seed={seed}',
+                       f'--config.data.validation={not args.on_test}', *data,
+                       *setting.overrides))
+      commands.append(('-m', 'cvrl.probe', f'--workdir={w}',
+                       '--target=instruments', f'--seeds={args.probe_seeds}',
+                       f'--hop={args.hop}'))
+  return commands
+
+
+def training_minutes(w: pathlib.Path) -> float | None:
+  """Minutes the run spent training, from the rates it logged (as it ran:
+  another job on the machine slows it). None when nothing was logged."""
+  path = w / 'metrics.jsonl'
+  if not path.exists():
+    return None
+  rows = [json.loads(line) for line in path.read_text().splitlines()]
+  rows = [r for r in rows if r.get('steps_per_sec')]
+  if not rows:
+    return None
+  step = np.array([r['step'] for r in rows], np.float64)
+  rate = np.array([r['steps_per_sec'] for r in rows], np.float64)
+  return float(np.sum(np.diff(step, prepend=0.0).clip(min=0) / rate) / 60)
+
+
+def collect(out: pathlib.Path, settings, on_test: bool = False,
+            probe: str = 'strong') -> list[dict]:
+  """Per setting: each finished training seed's mean over probe seeds, their
+  mean ± std (None while no seed has finished) and training minutes."""
+  rows = []
+  for setting in settings:
+    values = {m: [] for m in METRICS}
+    minutes = []
+    for seed in range(setting.seeds):
+      w = workdir(out, setting.name, seed)
+      if not report_path(w, on_test).exists():
+        continue
+      report = json.loads(report_path(w, on_test).read_text())
+      for m in METRICS:
+        values[m].append(report['probes'][probe]['summary'][m]['mean'])
+      minutes.append(training_minutes(w))
+    finished = len(minutes)
+    rows.append(dict(setting=setting.name, seeds=finished,
+                     planned=setting.seeds, values=values, minutes=minutes,
+                     **{m: dict(zip(('mean', 'std'), mean_std(values[m])))
+                        if finished else None for m in METRICS}))
+  return rows
+
+
+def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
+  """The rows as a Markdown table; changes are against the first row."""
+  reference = rows[0]
+
+  def cell(r, m):  # one seed has no spread to show
+    if r[m] is None:
+      return 'not run yet'
+    return (f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" if r['seeds'] > 1 else
+            f"{r[m]['mean']:.3f}")
+
+  def delta(r, m):
+    if r is reference or r[m] is None or reference[m] is None:
+      return ''
+    return f"{r[m]['mean'] - reference[m]['mean']:+.3f}"
+
+  def train_minutes(r):
+    known = [t for t in r['minutes'] if t is not None]
+    return f'{np.mean(known):.0f}' if known else ''
+
+  name = reference['setting']
+  header = (['setting', 'training seeds', 'AP', 'AUC', 'F1'] +
+            [f'Δ{m.upper()} vs {name}' for m in ('ap', 'auc', 'f1')] +
+            (['train min'] if minutes else []))
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '---|' * len(header)]
+  for r in rows:
+    seeds = (f"{r['seeds']}" if r['seeds'] == r['planned'] else
+             f"{r['seeds']} of {r['planned']}")
+    cells = [r['setting'], seeds] + [cell(r, m) for m in METRICS] + [
+        delta(r, m) for m in METRICS] + ([train_minutes(r)] if minutes else [])
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return f'{title}\n\n' + '\n'.join(lines)
+
+
+def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
+  """AP / AUC / F1 bars with training-seed error bars; the reference first,
+  in green, and its level dashed. Settings not run yet get no bar."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=False)
+  colors = [c for r, c in zip(rows, ['tab:green', 'tab:red'] +
+                              ['tab:blue'] * (len(rows) - 2)) if r['seeds']]
+  reference = rows[0]['setting'] if rows[0]['seeds'] else None
+  rows = [r for r in rows if r['seeds']]
+  names = [r['setting'] for r in rows]
+  for ax, metric in zip(axes, METRICS):
+    means = np.array([r[metric]['mean'] for r in rows])
+    stds = np.array([r[metric]['std'] for r in rows])
+    ax.bar(range(len(rows)), means, yerr=stds, color=colors, capsize=3)
+    if names[0] == reference:
+      ax.axhline(means[0], color='tab:green', lw=0.8, ls='--')
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
+    ax.set_title(metric.upper())
+    span = max(float((means + stds).max() - (means - stds).min()), 0.02)
+    ax.set_ylim(float((means - stds).min()) - 0.3 * span,
+                float((means + stds).max()) + 0.3 * span)
+    ax.grid(axis='y', alpha=0.3)
+  runner.save_figure(fig, title, path)
+
+
+def add_flags(parser, out: str) -> None:
+  """The flags that compare.py and the drivers built on it share."""
+  parser.add_argument('--out', default=out)
+  parser.add_argument('--variant', default='demo')
+  parser.add_argument('--steps', type=int, default=0,
+                      help='training steps per run (0: the config\'s)')
+  parser.add_argument('--probe_seeds', type=int, default=3)
+  parser.add_argument('--hop', type=int, default=4)
+  parser.add_argument('--data', default=None,
+                      help='dataset (default: the config\'s data.root)')
+  parser.add_argument('--on_test', action='store_true',
+                      help='train on all train pieces and report on the test '
+                      'split (default: train without the validation pieces '
+                      'and report on them, where settings are chosen)')
+  runner.add_run_flags(parser)
+  parser.add_argument('--report', action='store_true',
+                      help='tabulate what has finished, run nothing')
+
+
+def run(args, settings, method: str, name: str, what: str,
+        minutes: bool = True) -> int:
+  """Trains and probes what has not finished, then writes OUT/<name>.*."""
+  out = (ROOT / args.out).resolve()
+  if not args.report:
+    # Training always runs (it resumes, or returns at once when finished).
+    runner.run_pending(
+        steps(out, settings, args, method),
+        lambda c: c[1] != 'cvrl.train' and report_path(
+            pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
+        args.dry_run, out, args.jobs)
+  if args.dry_run:
+    return 0
+  total = runner.wall_time(out)
+  split = 'test split' if args.on_test else 'validation pieces'
+  text = (f'configs/{method}.py:{args.variant}, evaluated on the {split}; '
+          f'{args.probe_seeds} probe seeds per training seed, frames every '
+          f'{args.hop}; mean ± std over training seeds; {total / 60:.0f} min '
+          'of wall time (all invocations).\n\n')
+  results = {}
+  for probe in ('strong', 'published'):
+    results[probe] = collect(out, settings, args.on_test, probe)
+    text += markdown(results[probe], f'{what}, instrument probing ({probe} '
+                     'probe)', minutes) + '\n\n'
+  runner.write_report(out, name, text, results)
+  if not any(r['seeds'] for r in results['strong']):
+    print(f'wrote {out / name}.md, .json; no run has finished yet, so no '
+          'plot')
+    return 0
+  plot(results['strong'], out / f'{name}.png',
+       f'{what}: instrument probing (strong probe) by setting')
+  print(f'wrote {out / name}.md, .json, .png')
+  return 0
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  add_flags(parser, 'runs/compare')
+  parser.add_argument('--setting', action='append', required=True,
+                      help="'NAME: FIELD=VALUE ...'; repeat, reference first")
+  parser.add_argument('--method', default='cv', choices=('sv', 'cv', 'sup'))
+  parser.add_argument('--seeds', type=int, default=3,
+                      help='training seeds of every setting')
+  args = parser.parse_args()
+  try:
+    settings = [parse_setting(s, args.seeds) for s in args.setting]
+  except ValueError as e:
+    parser.error(str(e))
+  names = [s.name for s in settings]
+  if len(set(names)) != len(names):
+    parser.error(f'--setting names must differ: {names}')
+  return run(args, settings, args.method, 'compare', args.method.upper())
+
+
+if __name__ == '__main__':
+  sys.exit(runner.main(main))

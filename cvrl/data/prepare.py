@@ -413,8 +413,9 @@ def exclusive(lock_path: pathlib.Path):
 
   Runs started side by side on a dataset that is not yet built or cached
   (experiments' --jobs, a user's two shells) build it once: the others wait,
-  then find it ready. Where the lock cannot be created (a read-only dataset
-  folder, its caches elsewhere), the block runs unlocked.
+  then find it ready. Where the lock cannot be created or taken (a read-only
+  dataset folder with its caches elsewhere, a file system without locks),
+  the block runs unlocked.
   """
   try:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -423,7 +424,11 @@ def exclusive(lock_path: pathlib.Path):
     yield
     return
   with lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    except OSError:
+      yield
+      return
     try:
       yield
     finally:

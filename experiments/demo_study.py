@@ -14,9 +14,9 @@ an instrument stays itself, as orchestras do). Notes, orchestration and
 performances are the same in all three, so the comparison is run for run.
 
 For every draw, SV and CV are trained (`:demo` configs, `--steps` steps)
-with `--seeds` training seeds *without the validation pieces* (config.data.validation) and
-probed for instruments *on the validation pieces* (strong probe, the
-published one too), beside the draw's own log-mel input. Seeds go round
+with `--seeds` training seeds *without the validation pieces*
+(config.data.validation) and probed for instruments *on the validation
+pieces* (strong probe, the published one too), beside the draw's own log-mel input. Seeds go round
 robin (seed 0 of every run first), so a partial run already compares every
 setting. Each demo is built on first use into `<demo_root>_<draw>`
 (`version` is the default demo itself). Writes OUT/demo_study.md / .json;

@@ -34,7 +34,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from experiments import runner  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl.evaluation import representations  # noqa: E402  pylint: disable=g-import-not-at-top
+from experiments import runner  # noqa: E402
 from experiments.table import mean_std  # noqa: E402
 
 METRICS = ('ap', 'auc', 'f1')
@@ -67,7 +68,7 @@ def workdir(out: pathlib.Path, name: str, seed: int) -> pathlib.Path:
 def report_path(w: pathlib.Path, on_test: bool = False) -> pathlib.Path:
   # The probe evaluates where the encoder was trained for (validation pieces
   # unless --on_test), and names its report so.
-  name = 'embedding' if on_test else 'embedding-val'
+  name = representations.name('embedding', validation=not on_test)
   return w / 'probe' / f'{name}-instruments.json'
 
 

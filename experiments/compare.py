@@ -132,9 +132,26 @@ def collect(out: pathlib.Path, settings, on_test: bool = False,
   return rows
 
 
+def include(rows: list[dict], earlier: list[dict], source: str) -> list[dict]:
+  """Settings with no finished run here take an earlier report's row of the
+  same name (marked with where it came from), so that runs made on different
+  machines combine; a setting that finished here keeps its own row."""
+  by_name = {r['setting']: r for r in earlier}
+  merged = []
+  for row in rows:
+    old = by_name.get(row['setting'])
+    if not row['seeds'] and old and old['seeds']:
+      row = dict(old, planned=row['planned'],
+                 source=old.get('source', source))
+    merged.append(row)
+  return merged
+
+
 def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
-  """The rows as a Markdown table; changes are against the first row."""
+  """The rows as a Markdown table; changes are against the first row. Rows
+  from an earlier report (`include`) are marked, their source named below."""
   reference = rows[0]
+  sources = list(dict.fromkeys(r['source'] for r in rows if 'source' in r))
 
   def cell(r, m):  # one seed has no spread to show
     if r[m] is None:
@@ -158,12 +175,15 @@ def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
   lines = ['| ' + ' | '.join(header) + ' |',
            '|' + '---|' * len(header)]
   for r in rows:
-    seeds = (f"{r['seeds']}" if r['seeds'] == r['planned'] else
+    seeds = (f"{r['seeds']}" if r['seeds'] >= r['planned'] else
              f"{r['seeds']} of {r['planned']}")
-    cells = [r['setting'], seeds] + [cell(r, m) for m in METRICS] + [
+    mark = ('*' * (sources.index(r['source']) + 1)) if 'source' in r else ''
+    cells = [r['setting'] + mark, seeds] + [cell(r, m) for m in METRICS] + [
         delta(r, m) for m in METRICS] + ([train_minutes(r)] if minutes else [])
     lines.append('| ' + ' | '.join(cells) + ' |')
-  return f'{title}\n\n' + '\n'.join(lines)
+  notes = ''.join(f'\n\n{"*" * (i + 1)} from {source}'
+                  for i, source in enumerate(sources))
+  return f'{title}\n\n' + '\n'.join(lines) + notes
 
 
 def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
@@ -211,12 +231,24 @@ def add_flags(parser, out: str) -> None:
   runner.add_run_flags(parser)
   parser.add_argument('--report', action='store_true',
                       help='tabulate what has finished, run nothing')
+  parser.add_argument('--include', default=None,
+                      help='an earlier report\'s JSON (OUT/<name>.json, e.g. '
+                      'one kept in docs/): settings with no finished run '
+                      'under --out take its rows, so that runs made on '
+                      'different machines combine in one table and plot')
 
 
 def run(args, settings, method: str, name: str, what: str,
         minutes: bool = True) -> int:
   """Trains and probes what has not finished, then writes OUT/<name>.*."""
   out = (ROOT / args.out).resolve()
+  earlier = {}
+  if args.include:  # read first: a bad path fails before hours of training
+    try:
+      earlier = json.loads(pathlib.Path(args.include).read_text())
+    except (OSError, ValueError) as e:
+      raise SystemExit(f'error: --include={args.include}: not a readable '
+                       f'report JSON ({e})') from e
   if not args.report:
     # Training always runs (it resumes, or returns at once when finished).
     runner.run_pending(
@@ -234,7 +266,8 @@ def run(args, settings, method: str, name: str, what: str,
           'of wall time (all invocations).\n\n')
   results = {}
   for probe in ('strong', 'published'):
-    results[probe] = collect(out, settings, args.on_test, probe)
+    results[probe] = include(collect(out, settings, args.on_test, probe),
+                             earlier.get(probe, []), str(args.include))
     text += markdown(results[probe], f'{what}, instrument probing ({probe} '
                      'probe)', minutes) + '\n\n'
   runner.write_report(out, name, text, results)

@@ -466,3 +466,37 @@ def test_compare_names_a_bad_setting(tmp_path):
     result = helpers.run_python(script, f'--out={tmp_path}', '--dry_run',
                                 *[f'--setting={s}' for s in settings])
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_compare_takes_settings_not_run_here_from_an_earlier_report(tmp_path):
+  script = str(helpers.ROOT / 'experiments' / 'compare.py')
+  flags = [f'--out={tmp_path / "here"}', '--report', '--seeds=1',
+           '--setting=a:', '--setting=b: seed=1', '--setting=c: seed=2']
+  fake_probe(compare.workdir(tmp_path / 'here', 'a', 0), 'embedding-val',
+             'instruments', dict(strong=[0.6], published=[0.5]))
+  old = dict(setting='b', seeds=2, planned=2, values={}, minutes=[],
+             ap=dict(mean=0.7, std=0.01), auc=dict(mean=0.8, std=0.02),
+             f1=dict(mean=0.4, std=0.03))
+  earlier = tmp_path / 'earlier.json'
+  # "a" finished here and keeps its own row; "c" is in neither.
+  earlier.write_text(json.dumps(dict(strong=[
+      dict(old, setting='a', ap=dict(mean=0.1, std=0.0)), old])))
+  result = helpers.run_python(script, *flags, f'--include={earlier}')
+  assert result.returncode == 0, result.stderr
+  text = (tmp_path / 'here' / 'compare.md').read_text()
+  assert '| a | 1 | 0.600 | 0.600 | 0.600 |' in text
+  assert ('| b* | 2 | 0.700 ± 0.010 | 0.800 ± 0.020 | 0.400 ± 0.030 | '
+          '+0.100 | +0.200 | -0.200 |') in text
+  assert '| c | 0 of 1 | not run yet |' in text
+  assert f'* from {earlier}' in text
+  # The published probe is not in the earlier report: "b" stays unrun there.
+  published = text.split('published probe')[1]
+  assert '| b | 0 of 1 | not run yet |' in published
+  # The merged report names each row's source, to be included in turn.
+  merged = json.loads((tmp_path / 'here' / 'compare.json').read_text())
+  assert merged['strong'][1]['source'] == str(earlier)
+  assert 'source' not in merged['strong'][0]
+  assert (tmp_path / 'here' / 'compare.png').stat().st_size > 1000
+  result = helpers.run_python(script, *flags,
+                              f'--include={tmp_path / "absent.json"}')
+  assert result.returncode == 1 and 'absent.json' in result.stderr

@@ -4,7 +4,7 @@ r"""SV or CV under named config changes, one change at a time, in one command.
       --setting='triplet:' --setting='nt_xent: loss.name=nt_xent' \
       [--method=cv] [--variant=demo] [--steps=N] [--seeds=3] \
       [--probe_seeds=3] [--hop=4] [--data=DIR] [--on_test] [--jobs=1] \
-      [--report] [--dry_run]
+      [--only=NAME ...] [--include=EARLIER.json] [--report] [--dry_run]
 
 Each `--setting` is `NAME: FIELD=VALUE FIELD=VALUE ...`: config overrides
 without the `--config.` prefix, separated by spaces (so no spaces inside a
@@ -21,6 +21,10 @@ setting's training minutes as run, from its metrics.jsonl, for comparisons
 at equal wall time), OUT/compare.json and OUT/compare.png (bars with error
 bars). Every step is a public binary and is skipped when its output exists,
 so an interrupted run resumes; `--report` tabulates what has finished.
+`--only` runs some settings (to share them out between machines), and
+`--include` fills settings with no finished run here from an earlier
+report's JSON, marked as such, so that runs from several machines, or from
+a machine that is gone, make one table and plot.
 """
 
 import argparse
@@ -236,6 +240,11 @@ def add_flags(parser, out: str) -> None:
                       'one kept in docs/): settings with no finished run '
                       'under --out take its rows, so that runs made on '
                       'different machines combine in one table and plot')
+  parser.add_argument('--only', action='append', default=None,
+                      metavar='SETTING',
+                      help='train and probe only this setting (repeat; its '
+                      'name as in the table), e.g. to share the settings out '
+                      'between machines; the report still covers them all')
 
 
 def run(args, settings, method: str, name: str, what: str,
@@ -249,10 +258,16 @@ def run(args, settings, method: str, name: str, what: str,
     except (OSError, ValueError) as e:
       raise SystemExit(f'error: --include={args.include}: not a readable '
                        f'report JSON ({e})') from e
+  names = [s.name for s in settings]
+  unknown = sorted(set(args.only or ()) - set(names))
+  if unknown:
+    raise SystemExit(f'error: --only={unknown}: no such setting; the '
+                     f'settings are {names}')
   if not args.report:
+    to_run = [s for s in settings if not args.only or s.name in args.only]
     # Training always runs (it resumes, or returns at once when finished).
     runner.run_pending(
-        steps(out, settings, args, method),
+        steps(out, to_run, args, method),
         lambda c: c[1] != 'cvrl.train' and report_path(
             pathlib.Path(c[2].split('=', 1)[1]), args.on_test).exists(),
         args.dry_run, out, args.jobs)

@@ -500,3 +500,18 @@ def test_compare_takes_settings_not_run_here_from_an_earlier_report(tmp_path):
   result = helpers.run_python(script, *flags,
                               f'--include={tmp_path / "absent.json"}')
   assert result.returncode == 1 and 'absent.json' in result.stderr
+
+
+def test_ablation_runs_only_the_settings_named(tmp_path):
+  script = str(helpers.ROOT / 'experiments' / 'augment_ablation.py')
+  result = helpers.run_python(script, f'--out={tmp_path}', '--dry_run',
+                              '--only=without eq', '--only=without gain')
+  assert result.returncode == 0, result.stderr
+  steps = [line for line in result.stdout.splitlines()
+           if line.startswith('python -m cvrl.')]
+  assert len(steps) == 4
+  assert ('--config.augment.eq.p=0' in steps[0] and
+          '--config.augment.gain.p=0' in steps[2])
+  result = helpers.run_python(script, f'--out={tmp_path}', '--dry_run',
+                              '--only=without reverb')
+  assert result.returncode == 1 and "'without reverb'" in result.stderr

@@ -13,12 +13,13 @@ noise floor. The plot overlays the curves (moving average over 4 logs).
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 from absl import app
 from absl import flags
 import numpy as np
+
+from cvrl import metric_writers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('runs', [], 'LABEL=WORKDIR pairs.')
@@ -29,14 +30,13 @@ flags.DEFINE_string('plot', None, 'PNG of the overlaid curves.')
 
 
 def read_curve(workdir: pathlib.Path) -> dict[str, np.ndarray]:
-  path = workdir / 'metrics.jsonl'
-  if not path.exists():
-    raise app.UsageError(f'{path}: no metrics (not a training workdir?)')
-  rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+  rows = [r for r in metric_writers.read_metrics(workdir) if 'loss' in r]
+  if not rows:
+    raise app.UsageError(f'{workdir / "metrics.jsonl"}: no losses logged '
+                         '(not a training workdir?)')
   return dict(step=np.array([r['step'] for r in rows]),
               loss=np.array([r['loss'] for r in rows]),
-              seconds=np.array([1.0 / r['steps_per_sec'] if r.get(
-                  'steps_per_sec') else np.nan for r in rows]))
+              wall_seconds=metric_writers.training_seconds(rows) or np.nan)
 
 
 def compare(curves: dict[str, dict], reference: str, window: int) -> list:
@@ -45,8 +45,7 @@ def compare(curves: dict[str, dict], reference: str, window: int) -> list:
   rows = []
   for label, c in curves.items():
     last = c['step'] > c['step'].max() - window
-    steps = np.diff(np.concatenate([[0], c['step']]))
-    wall = np.nansum(steps * c['seconds']) / 60
+    wall = c['wall_seconds'] / 60
     common, ia, ib = np.intersect1d(c['step'], ref['step'],
                                     return_indices=True)
     diff = np.abs(c['loss'][ia] - ref['loss'][ib])

@@ -40,13 +40,32 @@ class MetricWriter:
       self.tensorboard.close()
 
 
+def read_metrics(workdir: pathlib.Path) -> list[dict]:
+  """The rows of workdir/metrics.jsonl, oldest first ([] when there is none)."""
+  path = workdir / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def training_seconds(rows: list[dict]) -> float | None:
+  """Seconds a run spent training, from the rates it logged: each logged
+  interval's steps over its rate (as it ran: another job on the machine
+  slows it). Rows without a rate are skipped; None when none has one."""
+  rows = [r for r in rows if r.get('steps_per_sec')]
+  if not rows:
+    return None
+  step = np.array([r['step'] for r in rows], np.float64)
+  rate = np.array([r['steps_per_sec'] for r in rows], np.float64)
+  return float(np.sum(np.diff(step, prepend=0.0).clip(min=0) / rate))
+
+
 def plot_metrics(workdir: pathlib.Path) -> None:
   """workdir/metrics.png: loss (and distances) against step, for a quick look."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  rows = [json.loads(line) for line in
-          (workdir / 'metrics.jsonl').read_text().splitlines()]
+  rows = read_metrics(workdir)
   if not rows:
     return
   steps = [r['step'] for r in rows]

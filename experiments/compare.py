@@ -38,7 +38,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cvrl.evaluation import representations  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl import metric_writers  # noqa: E402  pylint: disable=g-import-not-at-top
+from cvrl.evaluation import representations  # noqa: E402
 from experiments import runner  # noqa: E402
 from experiments.table import mean_std  # noqa: E402
 
@@ -100,16 +101,8 @@ def steps(out: pathlib.Path, settings, args,
 def training_minutes(w: pathlib.Path) -> float | None:
   """Minutes the run spent training, from the rates it logged (as it ran:
   another job on the machine slows it). None when nothing was logged."""
-  path = w / 'metrics.jsonl'
-  if not path.exists():
-    return None
-  rows = [json.loads(line) for line in path.read_text().splitlines()]
-  rows = [r for r in rows if r.get('steps_per_sec')]
-  if not rows:
-    return None
-  step = np.array([r['step'] for r in rows], np.float64)
-  rate = np.array([r['steps_per_sec'] for r in rows], np.float64)
-  return float(np.sum(np.diff(step, prepend=0.0).clip(min=0) / rate) / 60)
+  seconds = metric_writers.training_seconds(metric_writers.read_metrics(w))
+  return None if seconds is None else seconds / 60
 
 
 def collect(out: pathlib.Path, settings, on_test: bool = False,

@@ -271,7 +271,8 @@ def run(args, settings, method: str, name: str, what: str,
   text = (f'configs/{method}.py:{args.variant}, evaluated on the {split}; '
           f'{args.probe_seeds} probe seeds per training seed, frames every '
           f'{args.hop}; mean ± std over training seeds; {total / 60:.0f} min '
-          'of wall time (all invocations).\n\n')
+          'of wall time (all invocations' +
+          (', not counting included rows' if earlier else '') + ').\n\n')
   results = {}
   for probe in ('strong', 'published'):
     results[probe] = include(collect(out, settings, args.on_test, probe),

@@ -489,6 +489,7 @@ def test_compare_takes_settings_not_run_here_from_an_earlier_report(tmp_path):
           '+0.100 | +0.200 | -0.200 |') in text
   assert '| c | 0 of 1 | not run yet |' in text
   assert f'* from {earlier}' in text
+  assert 'not counting included rows' in text
   # The published probe is not in the earlier report: "b" stays unrun there.
   published = text.split('published probe')[1]
   assert '| b | 0 of 1 | not run yet |' in published

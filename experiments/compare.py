@@ -185,7 +185,8 @@ def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
 
 def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
   """AP / AUC / F1 bars with training-seed error bars; the reference first,
-  in green, and its level dashed. Settings not run yet get no bar."""
+  in green, and its level dashed. Settings not run yet get no bar; rows from
+  an earlier report are hatched."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -198,7 +199,10 @@ def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
   for ax, metric in zip(axes, METRICS):
     means = np.array([r[metric]['mean'] for r in rows])
     stds = np.array([r[metric]['std'] for r in rows])
-    ax.bar(range(len(rows)), means, yerr=stds, color=colors, capsize=3)
+    # Rows taken from an earlier report (--include) are hatched.
+    ax.bar(range(len(rows)), means, yerr=stds, color=colors, capsize=3,
+           hatch=['//' if 'source' in r else '' for r in rows],
+           edgecolor='white')
     if names[0] == reference:
       ax.axhline(means[0], color='tab:green', lw=0.8, ls='--')
     ax.set_xticks(range(len(rows)))

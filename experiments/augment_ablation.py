@@ -20,7 +20,8 @@ is skipped when its output exists, so an interrupted run resumes;
 `--report` tabulates what has finished so far. Built on
 experiments/compare.py, which compares any config changes this way (and
 explains `--only` and `--include`). docs/augment.json is the ablation's
-report as measured; `--include=docs/augment.json` adds new runs to it.
+report as measured; a report with `--include=docs/augment.json` combines
+new runs with it.
 """
 
 import argparse

@@ -92,6 +92,14 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict,
       tx=create_optimizer(config, config.num_train_steps))
 
 
+def initial_state(config: ml_collections.ConfigDict, model: models.Encoder
+                  ) -> tuple[TrainState, jax.Array]:
+  """The state before step 1 and the key of the steps' randomness, both from
+  config.seed (what tests compare a training's updates against)."""
+  init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
+  return create_train_state(init_rng, config, model), step_rng
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
                *, method: str, loss: str, margin: float, temperature: float):
   """One optimiser step on this device's share of the batch (run under pmap).
@@ -248,9 +256,7 @@ def train(config: ml_collections.ConfigDict, workdir,
   model = models.create_model(
       config, num_classes=len(classes) if config.method == 'sup' else 0,
       axis_name=AXIS)
-  rng = jax.random.key(config.seed)
-  init_rng, step_rng = jax.random.split(rng)
-  state = create_train_state(init_rng, config, model)
+  state, step_rng = initial_state(config, model)
   maker = pipeline.example_maker(prepared, config)
   if jax.process_index() == 0:
     checkpoints.write_config(workdir, config)

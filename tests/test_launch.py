@@ -45,8 +45,7 @@ def test_two_processes_train_like_one(tmp_path):
 
   config = cv.get_config('test')
   model = models.create_model(config, num_classes=0, axis_name=train.AXIS)
-  init_rng, _ = jax.random.split(jax.random.key(config.seed))
-  init = train.create_train_state(init_rng, config, model).params
+  init = train.initial_state(config, model)[0].params
   mp, one = state(tmp_path / 'mp'), state(tmp_path / 'one')
   # Same global batch, BatchNorm over the global batch: the same statistics
   # up to summation order.
@@ -63,3 +62,10 @@ def test_two_processes_train_like_one(tmp_path):
                                                 init)
   helpers.assert_trees_close(delta(mp['params']), delta(one['params']), 1e-2,
                              floor=1e-5)
+
+
+def test_cluster_scripts_parse():
+  for script in ('launch/slurm.sbatch', 'launch/tpu_vm.sh'):
+    result = subprocess.run(['bash', '-n', script], cwd=helpers.ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, (script, result.stderr)

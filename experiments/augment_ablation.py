@@ -2,7 +2,8 @@ r"""What each of the seven published augmentations does to CV, in one command.
 
   .venv/bin/python experiments/augment_ablation.py [--out=runs/augment] \
       [--variant=demo] [--steps=N] [--seeds=3] [--loo_seeds=1] \
-      [--probe_seeds=3] [--hop=4] [--jobs=1] [--only=NAME ...] \
+      [--first_seed=0] [--probe_seeds=3] [--hop=4] [--jobs=1] \
+      [--only=NAME ...] \
       [--include=EARLIER.json] [--report]
 
 Trains CV (configs/cv.py:<variant>, without the validation pieces:
@@ -19,7 +20,7 @@ work named this ablation as future work. Every step is a public binary and
 is skipped when its output exists, so an interrupted run resumes;
 `--report` tabulates what has finished so far. Built on
 experiments/compare.py, which compares any config changes this way (and
-explains `--only` and `--include`). docs/augment.json is the ablation's
+explains `--only`, `--first_seed` and `--include`). docs/augment.json is the ablation's
 report as measured; a report with `--include=docs/augment.json` combines
 new runs with it.
 """

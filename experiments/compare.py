@@ -3,8 +3,9 @@ r"""SV or CV under named config changes, one change at a time, in one command.
   .venv/bin/python experiments/compare.py --out=runs/loss \
       --setting='triplet:' --setting='nt_xent: loss.name=nt_xent' \
       [--method=cv] [--variant=demo] [--steps=N] [--seeds=3] \
-      [--probe_seeds=3] [--hop=4] [--data=DIR] [--on_test] [--jobs=1] \
-      [--only=NAME ...] [--include=EARLIER.json] [--report] [--dry_run]
+      [--first_seed=0] [--probe_seeds=3] [--hop=4] [--data=DIR] [--on_test] \
+      [--jobs=1] [--only=NAME ...] [--include=EARLIER.json] [--report] \
+      [--dry_run]
 
 Each `--setting` is `NAME: FIELD=VALUE FIELD=VALUE ...`: config overrides
 without the `--config.` prefix, separated by spaces (so no spaces inside a
@@ -21,10 +22,12 @@ setting's training minutes as run, from its metrics.jsonl, for comparisons
 at equal wall time), OUT/compare.json and OUT/compare.png (bars with error
 bars). Every step is a public binary and is skipped when its output exists,
 so an interrupted run resumes; `--report` tabulates what has finished.
-`--only` runs some settings (to share them out between machines), and
-`--include` fills settings with no finished run here from an earlier
-report's JSON, marked as such, so that runs from several machines, or from
-a machine that is gone, make one table and plot.
+`--only` runs some settings (to share them out between machines),
+`--first_seed` starts the training seeds there (to add seeds to a setting
+later or elsewhere; the report takes every finished seed), and `--include`
+adds the training seeds of an earlier report's JSON that did not finish
+here, marked as such, so that runs from several machines, or from a machine
+that is gone, make one table and plot.
 """
 
 import argparse
@@ -85,7 +88,7 @@ def steps(out: pathlib.Path, settings, args,
     data.append(f'--config.num_train_steps={args.steps}')
   commands = []
   for setting in settings:
-    for seed in range(setting.seeds):
+    for seed in range(args.first_seed, args.first_seed + setting.seeds):
       w = workdir(out, setting.name, seed)
       commands.append(('-m', 'cvrl.train',
                        f'--config=configs/{method}.py:{args.variant}',
@@ -105,6 +108,24 @@ def training_minutes(w: pathlib.Path) -> float | None:
   return None if seconds is None else seconds / 60
 
 
+def finished_seeds(out: pathlib.Path, name: str,
+                   on_test: bool = False) -> list[int]:
+  """The training seeds of a setting whose probe report exists, in order:
+  every one under OUT, whichever --first_seed and --seeds made it."""
+  folder = workdir(out, name, 0).parent
+  seeds = [int(w.name[4:]) for w in folder.glob('seed*')
+           if w.name[4:].isdigit() and report_path(w, on_test).exists()]
+  return sorted(seeds)
+
+
+def summarise(row: dict) -> dict:
+  """The row with its mean ± std recomputed from its per-seed values."""
+  finished = len(row['training_seeds'])
+  return dict(row, seeds=finished, **{
+      m: dict(zip(('mean', 'std'), mean_std(row['values'][m])))
+      if finished else None for m in METRICS})
+
+
 def collect(out: pathlib.Path, settings, on_test: bool = False,
             probe: str = 'strong') -> list[dict]:
   """Per setting: each finished training seed's mean over probe seeds, their
@@ -113,34 +134,62 @@ def collect(out: pathlib.Path, settings, on_test: bool = False,
   for setting in settings:
     values = {m: [] for m in METRICS}
     minutes = []
-    for seed in range(setting.seeds):
+    seeds = finished_seeds(out, setting.name, on_test)
+    for seed in seeds:
       w = workdir(out, setting.name, seed)
-      if not report_path(w, on_test).exists():
-        continue
       report = json.loads(report_path(w, on_test).read_text())
       for m in METRICS:
         values[m].append(report['probes'][probe]['summary'][m]['mean'])
       minutes.append(training_minutes(w))
-    finished = len(minutes)
-    rows.append(dict(setting=setting.name, seeds=finished,
-                     planned=setting.seeds, values=values, minutes=minutes,
-                     **{m: dict(zip(('mean', 'std'), mean_std(values[m])))
-                        if finished else None for m in METRICS}))
+    rows.append(summarise(dict(setting=setting.name, planned=setting.seeds,
+                               training_seeds=seeds, values=values,
+                               minutes=minutes)))
   return rows
 
 
 def include(rows: list[dict], earlier: list[dict], source: str) -> list[dict]:
-  """Settings with no finished run here take an earlier report's row of the
-  same name (marked with where it came from), so that runs made on different
-  machines combine; a setting that finished here keeps its own row."""
+  """Adds an earlier report's training seeds that did not finish here (marked
+  with where they came from), so that runs made on different machines
+  combine. Reports before seeds were recorded hold seeds 0, 1, ...; a row
+  transcribed as mean ± std over several seeds is taken whole, and only by a
+  setting with no finished seed here (it cannot take more seeds)."""
   by_name = {r['setting']: r for r in earlier}
   merged = []
   for row in rows:
     old = by_name.get(row['setting'])
-    if not row['seeds'] and old and old['seeds']:
-      row = dict(old, planned=row['planned'],
-                 source=old.get('source', source))
-    merged.append(row)
+    if not old or not old['seeds']:
+      merged.append(row)
+      continue
+    old_source = old.get('source', source)
+    if not old['values'].get(METRICS[0]) and old['seeds'] == 1:
+      # A transcribed single seed: its mean is that seed's value.
+      old = dict(old, values={m: [old[m]['mean']] for m in METRICS})
+    if not old['values'].get(METRICS[0]):  # a summary only
+      merged.append(row if row['seeds'] else
+                    dict(old, planned=row['planned'], source=old_source))
+      continue
+    old_seeds = old.get('training_seeds', list(range(old['seeds'])))
+    added = [i for i, s in enumerate(old_seeds)
+             if s not in row['training_seeds']]
+    if not added:
+      merged.append(row)
+      continue
+    order = sorted(range(len(row['training_seeds']) + len(added)),
+                   key=lambda i: (row['training_seeds'] +
+                                  [old_seeds[j] for j in added])[i])
+
+    def join(here, there):
+      both = list(here) + [there[j] for j in added]
+      return [both[i] for i in order]
+
+    included = sorted(old_seeds[j] for j in added)
+    merged.append(summarise(dict(
+        row, training_seeds=join(row['training_seeds'], old_seeds),
+        values={m: join(row['values'][m], old['values'][m]) for m in METRICS},
+        minutes=join(row['minutes'], old['minutes']
+                     if len(old['minutes']) == len(old_seeds)
+                     else [None] * len(old_seeds)),
+        source=source, included_seeds=included)))
   return merged
 
 
@@ -175,6 +224,9 @@ def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
     seeds = (f"{r['seeds']}" if r['seeds'] >= r['planned'] else
              f"{r['seeds']} of {r['planned']}")
     mark = ('*' * (sources.index(r['source']) + 1)) if 'source' in r else ''
+    if 'included_seeds' in r:  # only these seeds came from the source
+      seeds += f" (seed {', '.join(map(str, r['included_seeds']))}{mark})"
+      mark = ''
     cells = [r['setting'] + mark, seeds] + [cell(r, m) for m in METRICS] + [
         delta(r, m) for m in METRICS] + ([train_minutes(r)] if minutes else [])
     lines.append('| ' + ' | '.join(cells) + ' |')
@@ -221,6 +273,9 @@ def add_flags(parser, out: str) -> None:
   parser.add_argument('--variant', default='demo')
   parser.add_argument('--steps', type=int, default=0,
                       help='training steps per run (0: the config\'s)')
+  parser.add_argument('--first_seed', type=int, default=0,
+                      help='the first training seed to train (to add seeds '
+                      'to settings that have some, here or in --include)')
   parser.add_argument('--probe_seeds', type=int, default=3)
   parser.add_argument('--hop', type=int, default=4)
   parser.add_argument('--data', default=None,

@@ -197,7 +197,7 @@ def test_table_is_mean_and_std_over_training_seeds_with_paired_differences(
 def test_augmentation_ablation_steps_table_and_plot(tmp_path):
   args = types.SimpleNamespace(seeds=3, loo_seeds=1, probe_seeds=2, hop=4,
                                data=None, variant='demo', on_test=False,
-                               steps=3000)
+                               steps=3000, first_seed=0)
   settings = augment_ablation.settings(args)
   assert [s.name for s in settings] == [
       'all', 'none', 'without eq', 'without time_warp', 'without bin_shift',
@@ -248,8 +248,12 @@ def test_compare_parses_settings_and_reports_training_minutes(tmp_path):
     with pytest.raises(ValueError, match='--setting='):
       compare.parse_setting(bad, 1)
   args = types.SimpleNamespace(probe_seeds=1, hop=4, data='/d', variant='demo',
-                               on_test=True, steps=0)
+                               on_test=True, steps=0, first_seed=0)
   commands = compare.steps(tmp_path, [setting], args, method='sv')
+  later = compare.steps(tmp_path, [setting._replace(seeds=2)],
+                        types.SimpleNamespace(**dict(vars(args), first_seed=3)))
+  assert [c[4] for c in later[::2]] == ['--config.seed=3', '--config.seed=4']
+  assert later[0][3].endswith('seed3')
   assert commands[0][2] == '--config=configs/sv.py:demo'
   assert '--config.data.validation=False' in commands[0]
   assert commands[0][-2:] == setting.overrides
@@ -501,6 +505,52 @@ def test_compare_takes_settings_not_run_here_from_an_earlier_report(tmp_path):
   result = helpers.run_python(script, *flags,
                               f'--include={tmp_path / "absent.json"}')
   assert result.returncode == 1 and 'absent.json' in result.stderr
+
+
+def test_compare_adds_seeds_later_and_merges_an_earlier_reports_seeds(
+    tmp_path):
+  script = str(helpers.ROOT / 'experiments' / 'compare.py')
+  here = tmp_path / 'here'
+  # Seeds made here by any --first_seed count; a seed without a report not.
+  for name, seed, value in (('a', 0, 0.6), ('b', 1, 0.9), ('b', 2, 0.5)):
+    fake_probe(compare.workdir(here, name, seed), 'embedding-val',
+               'instruments', dict(strong=[value], published=[value]))
+  compare.workdir(here, 'b', 3).mkdir()
+  flags = [f'--out={here}', '--report', '--seeds=1', '--setting=a:',
+           '--setting=b: seed=1', '--setting=c: seed=2', '--setting=d: seed=3']
+  fake_probe(compare.workdir(here, 'd', 1), 'embedding-val', 'instruments',
+             dict(strong=[0.5], published=[0.5]))
+  values = lambda *v: {m: list(v) for m in ('ap', 'auc', 'f1')}
+  earlier = tmp_path / 'earlier.json'
+  earlier.write_text(json.dumps(dict(strong=[
+      # Seeds 0 and 1, recorded before seeds were: b's seed 1 finished here
+      # and wins, seed 0 joins it; "c" takes the earlier row whole.
+      dict(setting='b', seeds=2, planned=2, values=values(0.7, 0.1),
+           minutes=[50.0, 60.0]),
+      dict(setting='c', seeds=1, planned=1, values=values(0.4),
+           minutes=[40.0], training_seeds=[5]),
+      # A transcribed single seed is that seed's value: "d" takes seed 0.
+      dict(setting='d', seeds=1, planned=1, values={}, minutes=[],
+           **{m: dict(mean=0.3, std=0.0) for m in ('ap', 'auc', 'f1')}),
+      # A transcribed summary cannot take seeds: "a" keeps its own.
+      dict(setting='a', seeds=3, planned=3, values={}, minutes=[],
+           ap=dict(mean=0.1, std=0.0)),
+  ])))
+  result = helpers.run_python(script, *flags, f'--include={earlier}')
+  assert result.returncode == 0, result.stderr
+  report = json.loads((here / 'compare.json').read_text())['strong']
+  assert report[0]['training_seeds'] == [0] and 'source' not in report[0]
+  b = report[1]
+  assert b['training_seeds'] == [0, 1, 2] and b['included_seeds'] == [0]
+  assert b['values']['ap'] == [0.7, 0.9, 0.5]
+  assert b['minutes'][0] == 50.0 and b['source'] == str(earlier)
+  assert b['ap']['mean'] == pytest.approx(0.7)
+  assert report[2]['training_seeds'] == [5]
+  text = (here / 'compare.md').read_text()
+  assert '| b | 3 (seed 0*) | 0.700 ± 0.200 |' in text
+  assert '| c | 1 (seed 5*) | 0.400 |' in text
+  assert '| d | 2 (seed 0*) | 0.400 ± 0.141 |' in text
+  assert f'* from {earlier}' in text
 
 
 def test_ablation_runs_only_the_settings_named(tmp_path):

@@ -149,8 +149,8 @@ def collect(out: pathlib.Path, settings, on_test: bool = False,
 
 def include(rows: list[dict], earlier: list[dict], source: str) -> list[dict]:
   """Adds an earlier report's training seeds that did not finish here (marked
-  with where they came from), so that runs made on different machines
-  combine. Reports before seeds were recorded hold seeds 0, 1, ...; a row
+  with where they came from: the source that report names for the row,
+  else its path), so that runs made on different machines combine. Reports before seeds were recorded hold seeds 0, 1, ...; a row
   transcribed as mean ± std over several seeds is taken whole, and only by a
   setting with no finished seed here (it cannot take more seeds)."""
   by_name = {r['setting']: r for r in earlier}
@@ -182,14 +182,16 @@ def include(rows: list[dict], earlier: list[dict], source: str) -> list[dict]:
       both = list(here) + [there[j] for j in added]
       return [both[i] for i in order]
 
-    included = sorted(old_seeds[j] for j in added)
-    merged.append(summarise(dict(
+    joined = summarise(dict(
         row, training_seeds=join(row['training_seeds'], old_seeds),
         values={m: join(row['values'][m], old['values'][m]) for m in METRICS},
         minutes=join(row['minutes'], old['minutes']
                      if len(old['minutes']) == len(old_seeds)
                      else [None] * len(old_seeds)),
-        source=source, included_seeds=included)))
+        source=old_source))
+    if row['training_seeds']:  # only some seeds came from the source
+      joined['included_seeds'] = sorted(old_seeds[j] for j in added)
+    merged.append(joined)
   return merged
 
 
@@ -238,7 +240,8 @@ def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
 def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
   """AP / AUC / F1 bars with training-seed error bars; the reference first,
   in green, and its level dashed. Settings not run yet get no bar; rows from
-  an earlier report are hatched."""
+  an earlier report are hatched (dotted where only some of their seeds are),
+  and each training seed's value is a dot on its bar."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -253,16 +256,23 @@ def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
     stds = np.array([r[metric]['std'] for r in rows])
     # Rows taken from an earlier report (--include) are hatched.
     ax.bar(range(len(rows)), means, yerr=stds, color=colors, capsize=3,
-           hatch=['//' if 'source' in r else '' for r in rows],
+           hatch=[('..' if 'included_seeds' in r else '//')
+                  if 'source' in r else '' for r in rows],
            edgecolor='white')
+    for i, r in enumerate(rows):  # transcribed summaries have no seed values
+      seed_values = r['values'].get(metric, [])
+      ax.plot([i] * len(seed_values), seed_values, 'o', ms=3, color='black',
+              alpha=0.6)
     if names[0] == reference:
       ax.axhline(means[0], color='tab:green', lw=0.8, ls='--')
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
     ax.set_title(metric.upper())
-    span = max(float((means + stds).max() - (means - stds).min()), 0.02)
-    ax.set_ylim(float((means - stds).min()) - 0.3 * span,
-                float((means + stds).max()) + 0.3 * span)
+    seed_values = [v for r in rows for v in r['values'].get(metric, [])]
+    low = min([float((means - stds).min())] + seed_values)
+    high = max([float((means + stds).max())] + seed_values)
+    span = max(high - low, 0.02)
+    ax.set_ylim(low - 0.3 * span, high + 0.3 * span)
     ax.grid(axis='y', alpha=0.3)
   runner.save_figure(fig, title, path)
 

@@ -529,8 +529,10 @@ def test_compare_adds_seeds_later_and_merges_an_earlier_reports_seeds(
            minutes=[50.0, 60.0]),
       dict(setting='c', seeds=1, planned=1, values=values(0.4),
            minutes=[40.0], training_seeds=[5]),
-      # A transcribed single seed is that seed's value: "d" takes seed 0.
+      # A transcribed single seed is that seed's value: "d" takes seed 0,
+      # and keeps the source the earlier report named for it.
       dict(setting='d', seeds=1, planned=1, values={}, minutes=[],
+           source='the first machine',
            **{m: dict(mean=0.3, std=0.0) for m in ('ap', 'auc', 'f1')}),
       # A transcribed summary cannot take seeds: "a" keeps its own.
       dict(setting='a', seeds=3, planned=3, values={}, minutes=[],
@@ -545,12 +547,15 @@ def test_compare_adds_seeds_later_and_merges_an_earlier_reports_seeds(
   assert b['values']['ap'] == [0.7, 0.9, 0.5]
   assert b['minutes'][0] == 50.0 and b['source'] == str(earlier)
   assert b['ap']['mean'] == pytest.approx(0.7)
+  # A row wholly from the earlier report is marked as a whole.
   assert report[2]['training_seeds'] == [5]
+  assert 'included_seeds' not in report[2]
+  assert report[3]['source'] == 'the first machine'
   text = (here / 'compare.md').read_text()
   assert '| b | 3 (seed 0*) | 0.700 ± 0.200 |' in text
-  assert '| c | 1 (seed 5*) | 0.400 |' in text
-  assert '| d | 2 (seed 0*) | 0.400 ± 0.141 |' in text
-  assert f'* from {earlier}' in text
+  assert '| c* | 1 | 0.400 |' in text
+  assert '| d | 2 (seed 0**) | 0.400 ± 0.141 |' in text
+  assert f'* from {earlier}' in text and '** from the first machine' in text
 
 
 def test_ablation_runs_only_the_settings_named(tmp_path):

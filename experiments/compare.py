@@ -150,9 +150,10 @@ def collect(out: pathlib.Path, settings, on_test: bool = False,
 def include(rows: list[dict], earlier: list[dict], source: str) -> list[dict]:
   """Adds an earlier report's training seeds that did not finish here (marked
   with where they came from: the source that report names for the row,
-  else its path), so that runs made on different machines combine. Reports before seeds were recorded hold seeds 0, 1, ...; a row
-  transcribed as mean ± std over several seeds is taken whole, and only by a
-  setting with no finished seed here (it cannot take more seeds)."""
+  else its path), so that runs made on different machines combine. Reports
+  before seeds were recorded hold seeds 0, 1, ...; a row transcribed as
+  mean ± std over several seeds is taken whole, and only by a setting with
+  no finished seed here (it cannot take more seeds)."""
   by_name = {r['setting']: r for r in earlier}
   merged = []
   for row in rows:

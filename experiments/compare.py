@@ -260,18 +260,18 @@ def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
            hatch=[('..' if 'included_seeds' in r else '//')
                   if 'source' in r else '' for r in rows],
            edgecolor='white')
-    for i, r in enumerate(rows):  # transcribed summaries have no seed values
-      seed_values = r['values'].get(metric, [])
-      ax.plot([i] * len(seed_values), seed_values, 'o', ms=3, color='black',
-              alpha=0.6)
+    # Each training seed's value; transcribed summaries have none.
+    seed_values = [r['values'].get(metric, []) for r in rows]
+    for i, values in enumerate(seed_values):
+      ax.plot([i] * len(values), values, 'o', ms=3, color='black', alpha=0.6)
     if names[0] == reference:
       ax.axhline(means[0], color='tab:green', lw=0.8, ls='--')
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
     ax.set_title(metric.upper())
-    seed_values = [v for r in rows for v in r['values'].get(metric, [])]
-    low = min([float((means - stds).min())] + seed_values)
-    high = max([float((means + stds).max())] + seed_values)
+    every_seed = [v for values in seed_values for v in values]
+    low = min([float((means - stds).min())] + every_seed)
+    high = max([float((means + stds).max())] + every_seed)
     span = max(high - low, 0.02)
     ax.set_ylim(low - 0.3 * span, high + 0.3 * span)
     ax.grid(axis='y', alpha=0.3)

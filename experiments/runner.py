@@ -7,12 +7,14 @@ before it stays on disk for the next run to skip.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import pathlib
 import queue
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 
@@ -89,28 +91,61 @@ def add_run_flags(parser) -> None:
 
 
 def run_pending(commands, finished, dry_run: bool = False,
-                out: pathlib.Path | None = None, jobs: int = 1) -> None:
-  """Runs each command whose `finished(command)` is False, in order.
+                out: pathlib.Path | None = None, jobs: int = 1,
+                carry: str | None = None) -> None:
+  """Runs each command whose `finished(command)` is False, in order, one
+  workdir's steps after another (`chains`: an interrupted study leaves
+  whole runs, trained and evaluated, not a row of unevaluated ones).
 
   With `dry_run` it prints them instead. Drivers list every step of an
   experiment and say which are done, so an interrupted one resumes. Each
   finished step's seconds are added to OUT/seconds.json as it ends, so a
   study interrupted (or run over several sessions) still reports its time.
-  With `jobs` > 1, see run_parallel.
+  With `carry` (an archive, see `carried`), OUT's reports are packed into it
+  as each step ends, so a machine that goes away loses only the running
+  steps. With `jobs` > 1, see run_parallel.
   """
-  pending = [c for c in commands if not finished(c)]
+  pending = [c for chain in chains(commands) for c in chain
+             if not finished(c)]
   if dry_run:
     for command in pending:
       print('python', ' '.join(map(str, command)))
     return
   if jobs > 1:
-    run_parallel(pending, jobs, out)
+    run_parallel(pending, jobs, out, carry)
     return
   for command in pending:
     start = time.time()
     run(*command)
     if out is not None:
       add_wall_time(out, start)
+      if carry:
+        pack_reports(out, pathlib.Path(carry))
+
+
+def finished_when_outputs_exist(commands, output_of):
+  """`run_pending`'s `finished` for drivers whose steps each write one file.
+
+  `output_of(step)` is that file, or None for a training step, which writes
+  checkpoints and resumes from them: it counts as finished once every other
+  step of its workdir has its file, so a run whose reports were carried here
+  from another machine (`carried`) is not trained again from scratch;
+  otherwise it runs (and returns at once when it has finished before).
+  """
+  by_workdir = {}
+  for command in commands:
+    by_workdir.setdefault(flag_values(command).get('workdir'), []).append(
+        tuple(command))
+
+  def finished(command) -> bool:
+    path = output_of(command)
+    if path is not None:
+      return path.exists()
+    others = [output_of(c) for c in by_workdir[flag_values(command).get(
+        'workdir')] if c != tuple(command)]
+    return bool(others) and all(p is not None and p.exists() for p in others)
+
+  return finished
 
 
 def chains(commands) -> list[list[tuple]]:
@@ -133,7 +168,8 @@ def core_slots(jobs: int) -> list[tuple[int, ...]]:
   return [tuple(cores[k::jobs]) for k in range(jobs)]
 
 
-def run_parallel(commands, jobs: int, out: pathlib.Path | None) -> None:
+def run_parallel(commands, jobs: int, out: pathlib.Path | None,
+                 carry: str | None = None) -> None:
   """Runs the commands' workdir chains `jobs` at a time, each on its own cores.
 
   On a CPU machine, two single-core training runs side by side went 1.3x
@@ -176,6 +212,8 @@ def run_parallel(commands, jobs: int, out: pathlib.Path | None) -> None:
             if out is not None:  # the time since the last step ended, by any
               add_wall_time(out, clock[0])  # job: counted once
               clock[0] = time.time()
+              if carry:
+                pack_reports(out, pathlib.Path(carry))
     finally:
       slots.put(cores)
 
@@ -197,6 +235,81 @@ def add_wall_time(out: pathlib.Path, start: float) -> float:
   out.mkdir(parents=True, exist_ok=True)
   (out / 'seconds.json').write_text(json.dumps(total))
   return total
+
+
+# What `carried` keeps of a study: its reports, metrics and configs. Their
+# checkpoints, embedding caches, logs and plots stay behind (large, or remade
+# from the reports).
+CARRIED_SUFFIXES = ('.json', '.jsonl', '.md')
+LEFT_BEHIND = frozenset(('checkpoints', 'embeddings', 'logs', 'tensorboard'))
+
+
+def add_carry_flag(parser) -> None:
+  parser.add_argument(
+      '--carry', default=None, metavar='ARCHIVE.tar.gz',
+      help='a study spread over machines whose disks do not last: its '
+      'reports are unpacked from ARCHIVE into OUT first and packed back into '
+      'it as each step ends and at the end, after a failure too; runs whose '
+      'reports it holds are not trained again (commit the archive between '
+      'sessions)')
+
+
+def carried_files(out: pathlib.Path) -> list[pathlib.Path]:
+  """OUT's files that `carried` packs, as paths relative to OUT."""
+  if not out.is_dir():
+    return []
+  return sorted(p.relative_to(out) for p in out.rglob('*')
+                if p.suffix in CARRIED_SUFFIXES and p.is_file() and
+                not LEFT_BEHIND & set(p.relative_to(out).parts[:-1]))
+
+
+def unpack_reports(archive: pathlib.Path, out: pathlib.Path) -> int:
+  """ARCHIVE's files extracted into OUT, except where OUT has the file
+  already (this machine's copy is the newer); returns how many."""
+  out.mkdir(parents=True, exist_ok=True)
+  try:
+    with tarfile.open(archive, 'r:gz') as tar:
+      members = [m for m in tar.getmembers()
+                 if m.isfile() and not (out / m.name).exists()]
+      tar.extractall(out, members=members, filter='data')
+  except (OSError, tarfile.TarError) as e:
+    raise SystemExit(f'error: --carry={archive}: not a readable .tar.gz of '
+                     f'a study\'s reports ({e})') from e
+  return len(members)
+
+
+def pack_reports(out: pathlib.Path, archive: pathlib.Path) -> int:
+  """OUT's carried files written to ARCHIVE (replaced whole, never left
+  half-written); returns how many."""
+  files = carried_files(out)
+  archive.parent.mkdir(parents=True, exist_ok=True)
+  partial = archive.with_name(archive.name + '.partial')
+  with tarfile.open(partial, 'w:gz') as tar:
+    for name in files:
+      tar.add(out / name, arcname=str(name))
+  partial.replace(archive)
+  return len(files)
+
+
+@contextlib.contextmanager
+def carried(archive: str | None, out: pathlib.Path, pack: bool = True):
+  """A driver's body between unpacking ARCHIVE into OUT and packing OUT's
+  reports back into it (also when a step fails or the driver is stopped;
+  not with `pack` False, e.g. for a dry run). No ARCHIVE: nothing is
+  carried."""
+  if not archive:
+    yield
+    return
+  archive = pathlib.Path(archive).resolve()
+  if archive.exists():
+    print(f'{archive}: {unpack_reports(archive, out)} report files unpacked '
+          f'into {out}', flush=True)
+  try:
+    yield
+  finally:
+    if pack:
+      print(f'{archive}: {pack_reports(out, archive)} report files of {out} '
+            'packed', flush=True)
 
 
 def save_figure(fig, title: str, path: pathlib.Path) -> None:

@@ -2,7 +2,8 @@ r"""The SV / CV / Sup results table, over training seeds, in one command.
 
   .venv/bin/python experiments/table.py [--out=runs/table] [--variant=demo] \
       [--train_seeds=3] [--steps=6000] [--seeds=3] [--hop=4] \
-      [--layers=embedding,dense0,final] [--no-hold_out_validation]
+      [--layers=embedding,dense0,final] [--no-hold_out_validation] \
+      [--jobs=1] [--carry=ARCHIVE.tar.gz]
 
 Trains SV, CV and Sup with configs/{sv,cv,sup}.py:<variant> once per
 training seed (`--config.seed=k`, OUT/<method>/seed<k>); SV and CV for
@@ -22,7 +23,10 @@ trains, are mean ± std over probe seeds. CV − SV is also given per training
 seed (paired: same seed, same data order), with whether CV > SV holds in
 every seed. Every step is a run of the public binaries (cvrl.train,
 cvrl.probe, cvrl.ssm) and is skipped when its output exists, so an
-interrupted table resumes where it stopped.
+interrupted table resumes where it stopped. A table longer than one
+machine's life (~6 h for `:demo` on 2 CPU cores) goes on on the next machine
+with `--carry`: the archive holds every finished run's reports (not its
+checkpoints), and a run whose reports are all there is not trained again.
 """
 
 import argparse
@@ -108,11 +112,8 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
 
 
 def output_of(command: tuple[str, ...]):
-  """The file whose existence means a step has finished (None: always run).
-
-  Training always runs: the trainer resumes an unfinished run and returns at
-  once from a finished one.
-  """
+  """The file whose existence means a step has finished; None for training,
+  which writes checkpoints (runner.finished_when_outputs_exist)."""
   flags = runner.flag_values(command)
   workdir = pathlib.Path(flags['workdir'])
   if command[1] == 'cvrl.train':
@@ -272,15 +273,18 @@ def main() -> int:
   parser.add_argument('--data', default=None,
                       help='dataset (default: the configs\' data.root)')
   runner.add_run_flags(parser)
+  runner.add_carry_flag(parser)
   args = parser.parse_args()
   out = (ROOT / args.out).resolve()
-  runner.run_pending(steps(out, args), lambda c: output_of(c) is not None
-                     and output_of(c).exists(), args.dry_run, out, args.jobs)
-  if args.dry_run:
-    return 0
-  total = runner.wall_time(out)
-  table, results = build_table(out, args, total)
-  runner.write_report(out, 'table', table, results)
+  with runner.carried(args.carry, out, pack=not args.dry_run):
+    commands = steps(out, args)
+    runner.run_pending(commands, runner.finished_when_outputs_exist(
+        commands, output_of), args.dry_run, out, args.jobs, args.carry)
+    if args.dry_run:
+      return 0
+    total = runner.wall_time(out)
+    table, results = build_table(out, args, total)
+    runner.write_report(out, 'table', table, results)
   print(f'wrote {out / "table.md"}, table.json, ssm-f.png')
   return 0
 

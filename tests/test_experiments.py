@@ -153,7 +153,7 @@ def test_table_trains_every_seed_and_probes_every_layer(tmp_path):
   assert len(dense0) == 3 * 3 * 2 and '--seeds=2' in dense0[0]
   assert table.output_of(dense0[0]) == (
       tmp_path / 'sv' / 'seed0' / 'probe' / 'embedding_dense0-instruments.json')
-  assert table.output_of(trains[0]) is None  # training always resumes
+  assert table.output_of(trains[0]) is None  # training writes checkpoints
   everything = table.steps(tmp_path, table_args(steps=0,
                                                 hold_out_validation=False))
   assert everything[4][-1] == '--config.seed=1'  # the configs' own runs
@@ -394,6 +394,95 @@ def test_each_finished_step_adds_its_seconds_at_once(tmp_path, monkeypatch):
   assert runner.wall_time(tmp_path) == pytest.approx(first + 60, abs=1)
   runner.run_pending([('a',)], lambda c: True, out=tmp_path / 'none')
   assert runner.wall_time(tmp_path / 'none') == 0.0
+
+
+def test_steps_run_one_workdir_after_another(tmp_path, monkeypatch):
+  """Sequentially too, a workdir is trained and evaluated before the next
+  starts, so a study stopped midway leaves whole runs to carry on with."""
+  ran = []
+  out, archive = tmp_path / 'out', tmp_path / 'study.tar.gz'
+  out.mkdir()
+
+  def run(*command):  # each step leaves a report; the last one fails
+    ran.append(command)
+    if command == ('report',):
+      raise runner.StepFailed('report')
+    (out / f'{len(ran)}.json').write_text('{}')
+
+  monkeypatch.setattr(runner, 'run', run)
+  commands = [('train', f'--workdir={w}') for w in 'ab'] + [
+      ('probe', f'--workdir={w}') for w in 'ab'] + [('report',)]
+  with pytest.raises(runner.StepFailed):
+    runner.run_pending(commands, lambda c: c == ('probe', '--workdir=b'),
+                       out=out, carry=str(archive))
+  assert ran == [('train', '--workdir=a'), ('probe', '--workdir=a'),
+                 ('train', '--workdir=b'), ('report',)]
+  # --carry's archive was packed as each step ended, not only at the end.
+  runner.unpack_reports(archive, tmp_path / 'unpacked')
+  assert [str(p) for p in runner.carried_files(tmp_path / 'unpacked')] == [
+      '1.json', '2.json', '3.json', 'seconds.json']
+
+
+def test_a_run_whose_reports_all_exist_is_not_trained_again(tmp_path):
+  args = table_args(train_seeds=1, layers=['embedding'])
+  commands = table.steps(tmp_path, args)
+  finished = runner.finished_when_outputs_exist(commands, table.output_of)
+  sv = [c for c in commands if f'--workdir={tmp_path / "sv" / "seed0"}' in c]
+  assert [c[1] for c in sv] == ['cvrl.train'] + ['cvrl.probe'] * 2 + [
+      'cvrl.ssm']
+  for command in sv[1:]:
+    assert not finished(sv[0])  # a report is missing: it needs the checkpoint
+    table.output_of(command).parent.mkdir(parents=True, exist_ok=True)
+    table.output_of(command).write_text('{}')
+    assert finished(command)
+  assert finished(sv[0])
+  # A workdir with nothing but training (no report to stand for it) trains.
+  alone = runner.finished_when_outputs_exist([sv[0]], table.output_of)
+  assert not alone(sv[0])
+
+
+def test_carried_reports_go_to_the_next_machine_and_back(tmp_path):
+  """--carry: reports, metrics and configs travel; checkpoints, caches, logs
+  and plots stay; this machine's copy of a file wins; a failure packs too."""
+  out = tmp_path / 'out'
+  kept = ['seconds.json', 'table.md', 'cv/seed0/config.json',
+          'cv/seed0/metrics.jsonl', 'cv/seed0/probe/embedding-instruments.json',
+          'cv/seed0/ssm/embedding.json']
+  left = ['cv/seed0/checkpoints/6000/_CHECKPOINT_METADATA.json',
+          'cv/seed0/embeddings/step_6000/hop_4/a.json', 'logs/cv_seed0.log',
+          'cv/seed0/tensorboard/x.json', 'cv/seed0/probe/plot.png']
+  for name in kept + left:
+    (out / name).parent.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text(name)
+  archive = tmp_path / 'docs' / 'study.tar.gz'
+  with runner.carried(str(archive), out):
+    pass
+  assert [str(p) for p in runner.carried_files(out)] == sorted(kept)
+  # The next machine: a fresh OUT, one report made there already.
+  there = tmp_path / 'there'
+  (there / 'table.md').parent.mkdir(parents=True)
+  (there / 'table.md').write_text('newer')
+  with pytest.raises(runner.StepFailed):
+    with runner.carried(str(archive), there):
+      assert (there / 'cv/seed0/metrics.jsonl').read_text() == (
+          'cv/seed0/metrics.jsonl')
+      assert (there / 'table.md').read_text() == 'newer'
+      assert not (there / 'cv/seed0/checkpoints').exists()
+      (there / 'sv/seed0/probe').mkdir(parents=True)
+      (there / 'sv/seed0/probe/embedding-instruments.json').write_text('sv')
+      raise runner.StepFailed('a later step failed')
+  again = tmp_path / 'again'
+  with runner.carried(str(archive), again, pack=False):
+    pass
+  assert (again / 'sv/seed0/probe/embedding-instruments.json').read_text() == (
+      'sv')  # packed although the driver failed
+  assert (again / 'table.md').read_text() == 'newer'
+  assert not list(archive.parent.glob('*.partial'))
+  archive.write_text('not an archive')
+  with pytest.raises(SystemExit, match=r'--carry=.*study\.tar\.gz: not a '
+                     'readable .tar.gz'):
+    with runner.carried(str(archive), tmp_path / 'bad'):
+      pass
 
 
 def test_cv_against_baselines_takes_cvs_best_layer(tmp_path):

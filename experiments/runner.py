@@ -238,8 +238,8 @@ def add_wall_time(out: pathlib.Path, start: float) -> float:
 
 
 # What `carried` keeps of a study: its reports, metrics and configs. Their
-# checkpoints, embedding caches, logs and plots stay behind (large, or remade
-# from the reports).
+# checkpoints, embedding caches, logs and plots stay behind (large; a table's
+# plot is drawn again from the reports).
 CARRIED_SUFFIXES = ('.json', '.jsonl', '.md')
 LEFT_BEHIND = frozenset(('checkpoints', 'embeddings', 'logs', 'tensorboard'))
 

@@ -62,7 +62,7 @@ def main() -> int:
   args = parser.parse_args()
   # Training minutes are left out: these runs share the machine unevenly.
   return compare.run(args, settings(args), 'cv', 'augment', 'CV',
-                     minutes=False)
+                     minutes=False, contrast=('none',))
 
 
 if __name__ == '__main__':

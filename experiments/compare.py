@@ -238,17 +238,25 @@ def markdown(rows: list[dict], title: str, minutes: bool = True) -> str:
   return f'{title}\n\n' + '\n'.join(lines) + notes
 
 
-def plot(rows: list[dict], path: pathlib.Path, title: str) -> None:
+def bar_colors(rows: list[dict], contrast: tuple[str, ...] = ()) -> list[str]:
+  """One colour per row that has a bar: the reference (first) green,
+  `contrast` settings red, the rest blue."""
+  return ['tab:green' if i == 0 else 'tab:red' if r['setting'] in contrast
+          else 'tab:blue' for i, r in enumerate(rows) if r['seeds']]
+
+
+def plot(rows: list[dict], path: pathlib.Path, title: str,
+         contrast: tuple[str, ...] = ()) -> None:
   """AP / AUC / F1 bars with training-seed error bars; the reference first,
-  in green, and its level dashed. Settings not run yet get no bar; rows from
+  in green, and its level dashed; `contrast` settings (the ablation's
+  "none") in red, the rest blue. Settings not run yet get no bar; rows from
   an earlier report are hatched (dotted where only some of their seeds are),
   and each training seed's value is a dot on its bar."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=False)
-  colors = [c for r, c in zip(rows, ['tab:green', 'tab:red'] +
-                              ['tab:blue'] * (len(rows) - 2)) if r['seeds']]
+  colors = bar_colors(rows, contrast)
   reference = rows[0]['setting'] if rows[0]['seeds'] else None
   rows = [r for r in rows if r['seeds']]
   names = [r['setting'] for r in rows]
@@ -311,7 +319,7 @@ def add_flags(parser, out: str) -> None:
 
 
 def run(args, settings, method: str, name: str, what: str,
-        minutes: bool = True) -> int:
+        minutes: bool = True, contrast: tuple[str, ...] = ()) -> int:
   """Trains and probes what has not finished, then writes OUT/<name>.*."""
   out = (ROOT / args.out).resolve()
   earlier = {}
@@ -355,7 +363,7 @@ def run(args, settings, method: str, name: str, what: str,
           'plot')
     return 0
   plot(results['strong'], out / f'{name}.png',
-       f'{what}: instrument probing (strong probe) by setting')
+       f'{what}: instrument probing (strong probe) by setting', contrast)
   print(f'wrote {out / name}.md, .json, .png')
   return 0
 

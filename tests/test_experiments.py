@@ -235,6 +235,11 @@ def test_augmentation_ablation_steps_table_and_plot(tmp_path):
           '|  |  |  |') in text
   compare.plot(rows, tmp_path / 'b.png', 'title')
   assert (tmp_path / 'b.png').stat().st_size > 1000
+  # "none" stands out only where the driver says so (the ablation does).
+  assert compare.bar_colors(rows)[:3] == ['tab:green'] + ['tab:blue'] * 2
+  assert compare.bar_colors(rows, ('none',))[:3] == [
+      'tab:green', 'tab:red', 'tab:blue']
+  assert len(compare.bar_colors(rows)) == len(rows) - 1  # gain has no bar
 
 
 def test_compare_parses_settings_and_reports_training_minutes(tmp_path):

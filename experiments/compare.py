@@ -170,28 +170,25 @@ def include(rows: list[dict], earlier: list[dict], source: str) -> list[dict]:
                     dict(old, planned=row['planned'], source=old_source))
       continue
     old_seeds = old.get('training_seeds', list(range(old['seeds'])))
-    added = [i for i, s in enumerate(old_seeds)
-             if s not in row['training_seeds']]
+    old_minutes = (old['minutes'] if len(old['minutes']) == len(old_seeds)
+                   else [None] * len(old_seeds))
+    # seed -> ({metric: value}, training minutes); a seed run here wins.
+    by_seed = {s: ({m: old['values'][m][i] for m in METRICS}, old_minutes[i])
+               for i, s in enumerate(old_seeds)}
+    added = sorted(set(by_seed) - set(row['training_seeds']))
     if not added:
       merged.append(row)
       continue
-    order = sorted(range(len(row['training_seeds']) + len(added)),
-                   key=lambda i: (row['training_seeds'] +
-                                  [old_seeds[j] for j in added])[i])
-
-    def join(here, there):
-      both = list(here) + [there[j] for j in added]
-      return [both[i] for i in order]
-
+    by_seed.update({s: ({m: row['values'][m][i] for m in METRICS},
+                        row['minutes'][i])
+                    for i, s in enumerate(row['training_seeds'])})
+    seeds = sorted(by_seed)
     joined = summarise(dict(
-        row, training_seeds=join(row['training_seeds'], old_seeds),
-        values={m: join(row['values'][m], old['values'][m]) for m in METRICS},
-        minutes=join(row['minutes'], old['minutes']
-                     if len(old['minutes']) == len(old_seeds)
-                     else [None] * len(old_seeds)),
-        source=old_source))
+        row, training_seeds=seeds,
+        values={m: [by_seed[s][0][m] for s in seeds] for m in METRICS},
+        minutes=[by_seed[s][1] for s in seeds], source=old_source))
     if row['training_seeds']:  # only some seeds came from the source
-      joined['included_seeds'] = sorted(old_seeds[j] for j in added)
+      joined['included_seeds'] = added
     merged.append(joined)
   return merged
 

@@ -117,10 +117,7 @@ def run_pending(commands, finished, dry_run: bool = False,
   for command in pending:
     start = time.time()
     run(*command)
-    if out is not None:
-      add_wall_time(out, start)
-      if carry:
-        pack_reports(out, pathlib.Path(carry))
+    step_ended(out, start, carry)
 
 
 def finished_when_outputs_exist(commands, output_of):
@@ -209,11 +206,9 @@ def run_parallel(commands, jobs: int, out: pathlib.Path | None,
             print(f'[{done[0]}/{len(commands)} steps ended, '
                   f'{len(failures)} failed] {command[1]} {workdir}',
                   flush=True)
-            if out is not None:  # the time since the last step ended, by any
-              add_wall_time(out, clock[0])  # job: counted once
-              clock[0] = time.time()
-              if carry:
-                pack_reports(out, pathlib.Path(carry))
+            # The time since the last step ended, by any job: counted once.
+            step_ended(out, clock[0], carry)
+            clock[0] = time.time()
     finally:
       slots.put(cores)
 
@@ -227,6 +222,17 @@ def wall_time(out: pathlib.Path) -> float:
   """Seconds the steps of OUT's experiment took, over all invocations."""
   clock = out / 'seconds.json'
   return json.loads(clock.read_text()) if clock.exists() else 0.0
+
+
+def step_ended(out: pathlib.Path | None, start: float,
+               carry: str | None) -> None:
+  """What a driver records as each step ends: its seconds since `start`, and
+  OUT's reports packed into the `carry` archive (if any)."""
+  if out is None:
+    return
+  add_wall_time(out, start)
+  if carry:
+    pack_reports(out, pathlib.Path(carry))
 
 
 def add_wall_time(out: pathlib.Path, start: float) -> float:

@@ -110,3 +110,16 @@ def test_same_generator_same_patch_and_harmonics_shift_together():
   b = augment.augment(w, 21, config, np.random.default_rng(9))
   np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(a[..., 0], a[..., 1])
+
+
+def test_demo_self_supervised_defaults_drop_eq_and_noise_only():
+  published = base.augment_config(max_bins=4)
+  for method in ('sv', 'cv'):
+    demo = base.get_config(method, 'demo').augment
+    assert demo.eq.p == 0.0 and demo.noise.p == 0.0
+    for name in ('time_warp', 'bin_shift', 'bin_mask', 'time_mask', 'gain'):
+      assert demo[name].p == published[name].p, (method, name)
+  # Sup was not ablated, and the published configuration stays published.
+  for method, variant in (('sup', 'demo'), ('cv', 'paper'), ('sv', '')):
+    config = base.get_config(method, variant).augment
+    assert (config.eq.p, config.noise.p) == (1.0, 0.5), (method, variant)

@@ -660,8 +660,19 @@ def test_ablation_runs_only_the_settings_named(tmp_path):
   steps = [line for line in result.stdout.splitlines()
            if line.startswith('python -m cvrl.')]
   assert len(steps) == 4
-  assert ('--config.augment.eq.p=0' in steps[0] and
+  assert ('--config.augment.eq.p=0 ' in steps[0] and
           '--config.augment.gain.p=0' in steps[2])
+  # The others stay at their published probabilities, whatever the variant's
+  # default: "all" is the published set, spelled out.
+  assert ('--config.augment.noise.p=0.5' in steps[0] and
+          '--config.augment.eq.p=1.0' in steps[2])
+  result = helpers.run_python(script, f'--out={tmp_path}', '--dry_run',
+                              '--only=all')
+  train = [line for line in result.stdout.splitlines()
+           if line.startswith('python -m cvrl.train')]
+  assert len(train) == 3 and all(
+      '--config.augment.eq.p=1.0' in line and
+      '--config.augment.noise.p=0.5' in line for line in train)
   result = helpers.run_python(script, f'--out={tmp_path}', '--dry_run',
                               '--only=without reverb')
   assert result.returncode == 1 and "'without reverb'" in result.stderr

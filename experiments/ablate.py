@@ -1,7 +1,7 @@
 r"""Why does CV not beat SV on the demo? One change at a time, SV and CV each.
 
   .venv/bin/python experiments/ablate.py [--out=runs/ablate] [--table=runs/table] \
-      [--only=budget,soundfont] [--seeds=3] [--hop=4] [--variant=demo]
+      [--only=budget,soundfont] [--probe_seeds=3] [--hop=4] [--variant=demo]
 
 Each study changes one thing against the table runs of training seed 0
 (experiments/table.py, OUT/<method>/seed0, the `:demo` configs, 1500 steps),
@@ -16,7 +16,7 @@ for SV and for CV:
              and CV learns to ignore exactly the timbre the probe asks for
   seed       another training seed (how far apart two identical runs land)
   augment    no augmentations
-Every run is probed for instruments (published and strong probe, `--seeds`
+Every run is probed for instruments (published and strong probe, `--probe_seeds`
 seeds, every `--hop`-th frame) and scored on cross-version retrieval
 (cvrl.evaluation.retrieval); the soundfont study also probes its
 own log-mel input. Writes OUT/ablate.md and OUT/ablate.json; finished steps
@@ -81,7 +81,7 @@ def probe(workdir: pathlib.Path, args, representation='embedding',
   path = workdir / 'probe' / f'{representation}-instruments.json'
   if not path.exists():
     run('-m', 'cvrl.probe', f'--workdir={workdir}', '--target=instruments',
-        f'--representation={representation}', f'--seeds={args.seeds}',
+        f'--representation={representation}', f'--seeds={args.probe_seeds}',
         f'--hop={args.hop}', *([f'--data={data}'] if data else []))
   return json.loads(path.read_text())['probes']
 
@@ -114,7 +114,7 @@ def main() -> int:
   parser.add_argument('--table', default='runs/table',
                       help='experiments/table.py output: the reference runs')
   parser.add_argument('--only', default=','.join(s.name for s in STUDIES))
-  parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--probe_seeds', type=int, default=3)
   parser.add_argument('--hop', type=int, default=4)
   parser.add_argument('--variant', default='demo', help='configs/*.py variant')
   parser.add_argument('--data', default=None,
@@ -162,7 +162,7 @@ def main() -> int:
                  f"{loss} | {cell(r['strong'], 'ap')} | {cell(r['strong'], 'auc')} | "
                  f"{cell(r['strong'], 'f1')} | {r['published']['ap']['mean']:.3f} | "
                  f'{found} |')
-  text = (f'Instrument probing (strong probe unless noted; {args.seeds} probe '
+  text = (f'Instrument probing (strong probe unless noted; {args.probe_seeds} probe '
           f'seeds, mean ± std; frames every {args.hop}) of the demo test '
           'pieces; retrieval: share of test frames whose most similar frame '
           'in another version of the piece is within 1 s of the '

@@ -1,7 +1,7 @@
 r"""The SV / CV / Sup results table, over training seeds, in one command.
 
   .venv/bin/python experiments/table.py [--out=runs/table] [--variant=demo] \
-      [--train_seeds=3] [--steps=6000] [--seeds=3] [--hop=4] \
+      [--seeds=3] [--steps=6000] [--probe_seeds=3] [--hop=4] \
       [--layers=embedding,dense0,final] [--no-hold_out_validation] \
       [--jobs=1] [--carry=ARCHIVE.tar.gz]
 
@@ -15,7 +15,7 @@ and every evaluation is on the test pieces (`--validation=false`), which no
 encoder and no choice has seen. Probes every
 encoder at every `--layers` layer, the MFCC and chroma baselines and the
 log-mel input frames themselves for instruments and pitch classes
-(published and strong probe, `--seeds` probe seeds each); runs the SSM
+(published and strong probe, `--probe_seeds` probe seeds each); runs the SSM
 boundary evaluation of all of them. Writes OUT/table.md, OUT/table.json and
 OUT/ssm-f.png. Encoders' cells are mean ± std over training seeds (each
 seed's value is its mean over probe seeds); the baselines, which nothing
@@ -88,7 +88,7 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
   for method in METHODS:
     steps_flag = ([f'--config.num_train_steps={args.steps}']
                   if args.steps and method != 'sup' else [])
-    for seed in range(args.train_seeds):
+    for seed in range(args.seeds):
       commands.append(('-m', 'cvrl.train',
                        f'--config=configs/{method}.py:{args.variant}',
                        f'--workdir={out / method / f"seed{seed}"}',
@@ -96,14 +96,14 @@ def steps(out: pathlib.Path, args) -> list[tuple[str, ...]]:
   baseline_data = (f'--data={args.data}',) if args.data else ()
   # On the test pieces even where the encoder was trained for a study view.
   split = ('--validation=false',) if args.hold_out_validation else ()
-  for row in table_rows(out, args.train_seeds, args.layers):
+  for row in table_rows(out, args.seeds, args.layers):
     extra = (baseline_data if row.method == '' else ()) + split
     for workdir in row.workdirs:
       for target in TARGETS:
         commands.append(('-m', 'cvrl.probe', f'--workdir={workdir}',
                          f'--target={target}',
                          f'--representation={row.representation}',
-                         f'--layer={row.layer}', f'--seeds={args.seeds}',
+                         f'--layer={row.layer}', f'--seeds={args.probe_seeds}',
                          f'--hop={args.hop}', *extra))
       commands.append(('-m', 'cvrl.ssm', f'--workdir={workdir}',
                        f'--representation={row.representation}',
@@ -183,14 +183,14 @@ def mean_ssm_report(reports: list[dict]) -> dict:
 
 
 def build_table(out: pathlib.Path, args, seconds: float) -> tuple[str, dict]:
-  rows = table_rows(out, args.train_seeds, args.layers)
+  rows = table_rows(out, args.seeds, args.layers)
   budget = (f'SV / CV {args.steps} steps, Sup its config\'s'
             if args.steps else 'each config\'s steps')
   trained_on = ('train pieces less the validation pieces'
                 if args.hold_out_validation else 'all train pieces')
   lines = [f'Dataset `{args.data or "demo_data"}`, configs `:{args.variant}` '
            f'({budget}; trained on the {trained_on}; evaluated on the test '
-           f'pieces), {args.train_seeds} training seeds x {args.seeds} probe '
+           f'pieces), {args.seeds} training seeds x {args.probe_seeds} probe '
            f'seeds, frames every {args.hop}; {seconds / 60:.0f} min of wall '
            'time on this machine (every step this command ran). Encoders: '
            'mean ± std over training seeds; baselines: over probe seeds.', '']
@@ -253,7 +253,9 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--out', default='runs/table')
   parser.add_argument('--variant', default='demo')
-  parser.add_argument('--train_seeds', type=int, default=3,
+  # Flag names as in every driver under experiments/: --seeds counts
+  # training seeds, --probe_seeds the probe seeds inside each.
+  parser.add_argument('--seeds', type=int, default=3,
                       help='training seeds per method (0, 1, ...)')
   parser.add_argument('--steps', type=int, default=6000,
                       help='SV and CV training steps (0: the config\'s); '
@@ -263,7 +265,7 @@ def main() -> int:
                       help='train without the validation pieces (the runs '
                       'the studies chose on); evaluation is on test either '
                       'way')
-  parser.add_argument('--seeds', type=int, default=3,
+  parser.add_argument('--probe_seeds', type=int, default=3,
                       help='probe seeds inside each training seed')
   parser.add_argument('--hop', type=int, default=4,
                       help='probe / SSM every hop-th frame (1 = published)')

@@ -77,7 +77,7 @@ def test_ablation_driver_trains_probes_and_tabulates(tmp_path, monkeypatch):
   monkeypatch.setattr(ablate, 'run', fake_run)
   monkeypatch.setattr(sys, 'argv', [
       'ablate.py', f'--out={tmp_path / "ab"}', f'--table={tmp_path / "table"}',
-      '--only=seed', '--seeds=1', '--hop=2', '--variant=test',
+      '--only=seed', '--probe_seeds=1', '--hop=2', '--variant=test',
       f'--data={tmp_path / "data"}'])
   assert ablate.main() == 0
   trains = [c for c in calls if c[1] == 'cvrl.train']
@@ -126,7 +126,7 @@ def fake_ssm(workdir, name, f):
 
 
 def table_args(**kw):
-  args = dict(data=None, variant='demo', train_seeds=3, seeds=2, hop=4,
+  args = dict(data=None, variant='demo', seeds=3, probe_seeds=2, hop=4,
               layers=['embedding', 'dense0'], steps=6000,
               hold_out_validation=True)
   args.update(kw)
@@ -429,7 +429,7 @@ def test_steps_run_one_workdir_after_another(tmp_path, monkeypatch):
 
 
 def test_a_run_whose_reports_all_exist_is_not_trained_again(tmp_path):
-  args = table_args(train_seeds=1, layers=['embedding'])
+  args = table_args(seeds=1, layers=['embedding'])
   commands = table.steps(tmp_path, args)
   finished = runner.finished_when_outputs_exist(commands, table.output_of)
   sv = [c for c in commands if f'--workdir={tmp_path / "sv" / "seed0"}' in c]

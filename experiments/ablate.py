@@ -162,8 +162,9 @@ def main() -> int:
                  f"{loss} | {cell(r['strong'], 'ap')} | {cell(r['strong'], 'auc')} | "
                  f"{cell(r['strong'], 'f1')} | {r['published']['ap']['mean']:.3f} | "
                  f'{found} |')
-  text = (f'Instrument probing (strong probe unless noted; {args.probe_seeds} probe '
-          f'seeds, mean ± std; frames every {args.hop}) of the demo test '
+  text = (f'Instrument probing (strong probe unless noted; '
+          f'{args.probe_seeds} probe seeds, mean ± std; frames every '
+          f'{args.hop}) of the demo test '
           'pieces; retrieval: share of test frames whose most similar frame '
           'in another version of the piece is within 1 s of the '
           f'corresponding one. {(time.time() - start) / 60:.0f} min for this '
